@@ -1,0 +1,34 @@
+"""Shared pytest set-up: an empty cache per session, no network, and the data mirror when there is one."""
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mirror_root() -> Path | None:
+    "MATDL_MIRROR if set, else the shared mirror beside the project (as CI lays it out), else None."
+    if os.environ.get("MATDL_MIRROR"): return Path(os.environ["MATDL_MIRROR"])
+    candidate = ROOT.parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    "Every test session starts from an empty cache and may never reach the internet."
+    saved = {k: os.environ.get(k) for k in ("MATDL_HOME", "MATDL_OFFLINE", "MATDL_MIRROR")}
+    os.environ["MATDL_HOME"] = str(tmp_path_factory.mktemp("matdl_home"))
+    os.environ["MATDL_OFFLINE"] = "1"
+    mirror = mirror_root()
+    if mirror: os.environ["MATDL_MIRROR"] = str(mirror)
+    yield
+    for k, v in saved.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
+
+
+requires_mirror = pytest.mark.skipif(mirror_root() is None,
+                                     reason="needs the data mirror (MATDL_MIRROR or ../shared/data)")

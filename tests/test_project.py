@@ -1,0 +1,20 @@
+"""The project's own promises: the README comes from index.ipynb, CI runs the README's test command, Quarto config is valid."""
+from pathlib import Path
+
+from matdl_nb.docs import check_quarto_config, readme_is_current
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_is_generated_from_index():
+    assert readme_is_current(), "README.md is out of date: run `matdl-docs readme`"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
+    assert "nbdev-test && pytest" in readme
+    assert "nbdev-test" in ci and "pytest" in ci
+
+
+def test_quarto_config_is_valid():
+    assert check_quarto_config() == []
