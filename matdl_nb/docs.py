@@ -293,9 +293,13 @@ def readme_is_current(process: bool = True) -> bool:
     return path.exists() and path.read_text(encoding="utf-8") == render_readme(process)
 
 # %% ../nbs/90_docs.ipynb #c023
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def collapse_carriage_returns(text: str) -> str:
-    "Keep what a terminal would show: the text after the last carriage return of each line."
-    return "\n".join(line.rstrip("\r").split("\r")[-1] for line in text.split("\n"))
+    "Keep what a terminal would show: the text after the last carriage return of each line, without ANSI control codes."
+    lines = (_ANSI.sub("", line.rstrip("\r").split("\r")[-1]) for line in text.split("\n"))
+    return "\n".join(lines)
 
 # %% ../nbs/90_docs.ipynb #c026
 def execute_notebook(

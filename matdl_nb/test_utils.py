@@ -1,4 +1,4 @@
-"""Tiny fixtures shared by the tests and the notebooks: a rock-salt cell, a toy regression problem and a tiny learner.
+"""Tiny fixtures shared by the tests and the notebooks: a rock-salt cell, a toy powder pattern, a toy regression problem and a tiny learner.
 
 Docs: https://matdl.github.io/matdl_nb/test_utils.html.md"""
 
@@ -20,7 +20,7 @@ from .core import seed_everything
 from .train import make_dataloaders, store_init_args
 
 # %% auto #0
-__all__ = ['rocksalt', 'tiny_regression_data', 'TinyMLP', 'tiny_learner']
+__all__ = ['rocksalt', 'toy_pattern', 'tiny_regression_data', 'TinyMLP', 'tiny_learner']
 
 # %% ../nbs/97_test_utils.ipynb #c006
 def rocksalt(
@@ -33,6 +33,13 @@ def rocksalt(
     return structure if conventional else structure.get_primitive_structure()
 
 # %% ../nbs/97_test_utils.ipynb #c010
+def toy_pattern(crystallite_size: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    "(2-theta grid in degrees, intensities with maximum 1) of NaCl's powder pattern."
+    from matdl_nb.xrd import simulate_pattern, two_theta_grid  # imported here: only this fixture needs the XRD module
+    grid = two_theta_grid()
+    return grid.numpy(), simulate_pattern(rocksalt(), crystallite_size=crystallite_size, grid=grid)
+
+# %% ../nbs/97_test_utils.ipynb #c014
 def tiny_regression_data(
     n: int = 256,  # samples
     noise: float = 0.05,  # standard deviation of the Gaussian noise added to the property

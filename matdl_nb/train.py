@@ -21,7 +21,7 @@ import fastai.callback.schedule  # noqa: F401 (adds Learner.fit_one_cycle and Le
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
+from fastai.callback.tracker import EarlyStoppingCallback, TrackerCallback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
@@ -35,9 +35,10 @@ import matdl_nb
 from .core import cache_root, get_device
 
 # %% auto #0
-__all__ = ['rmse', 'make_dataloader', 'make_dataloaders', 'OutputScale', 'regression_learner', 'get_predictions',
-           'regression_report', 'classification_report', 'plot_parity', 'plot_training_curves', 'plot_learning_curve',
-           'store_init_args', 'save_model', 'load_model_config', 'load_model', 'count_parameters']
+__all__ = ['rmse', 'make_dataloader', 'make_dataloaders', 'OutputScale', 'KeepBestCallback', 'regression_learner',
+           'get_predictions', 'regression_report', 'classification_report', 'plot_parity', 'plot_training_curves',
+           'plot_learning_curve', 'plot_confusion_matrix', 'store_init_args', 'save_model', 'load_model_config',
+           'load_model', 'count_parameters']
 
 # %% ../nbs/02_train.ipynb #c006
 def make_dataloader(
@@ -91,6 +92,33 @@ rmse = AccumMetric(_rmse, flatten=True)  # fastai's own is shown as '_rmse' in t
 _LOSSES = {"l1": L1LossFlat, "mse": MSELossFlat}
 
 
+class KeepBestCallback(TrackerCallback):
+    "Keep, in memory, the weights of the epoch with the best `monitor` value and load them when training ends."
+    order = TrackerCallback.order + 1  # after EarlyStoppingCallback, like fastai's SaveModelCallback
+
+    def before_fit(self):
+        # `Learner.validate` sends before_fit/after_fit too: a record starts only with a training epoch
+        self.run = not hasattr(self, "lr_finder") and not hasattr(self, "gather_preds")
+        self.fitting = False
+
+    def before_train(self):
+        if not self.fitting:
+            super().before_fit()
+            self.best_state, self.best_epoch, self.fitting = None, None, True
+
+    def after_epoch(self):
+        if not self.fitting: return
+        super().after_epoch()
+        if self.new_best:
+            self.best_epoch = self.epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+
+    def after_fit(self):
+        if self.fitting and self.best_state is not None: self.learn.model.load_state_dict(self.best_state)
+        self.fitting = False
+        super().after_fit()
+
+
 def regression_learner(
     dls: DataLoaders,
     model: nn.Module,
@@ -98,17 +126,16 @@ def regression_learner(
     patience: int | None = None,  # stop after this many epochs without a better validation loss; None: never
     keep_best: bool = False,  # reload the weights of the epoch with the best validation loss at the end
     weight_decay: float | None = None,
-    name: str = "model",  # checkpoint name under `<cache>/learners/`
 ) -> Learner:
     "A fastai `Learner` for regression with MAE and RMSE metrics and optional early stopping."
     if loss not in _LOSSES: raise ValueError(f"loss must be one of {tuple(_LOSSES)}, got {loss!r}")
     callbacks = []
     if patience is not None: callbacks.append(EarlyStoppingCallback(monitor="valid_loss", patience=patience))
-    if keep_best: callbacks.append(SaveModelCallback(monitor="valid_loss", fname=name, with_opt=False))
+    if keep_best: callbacks.append(KeepBestCallback(monitor="valid_loss"))
     return Learner(dls, model, loss_func=_LOSSES[loss](), metrics=[mae, rmse], cbs=callbacks,
                    wd=weight_decay, path=cache_root() / "learners")
 
-# %% ../nbs/02_train.ipynb #c019
+# %% ../nbs/02_train.ipynb #c022
 def get_predictions(
     learn: Learner,
     dl: DataLoader | None = None,  # default: the validation loader
@@ -148,7 +175,7 @@ def classification_report(
     report["accuracy"] = report.get("top1", float(np.mean(ranked[:, 0] == y_true)))
     return report
 
-# %% ../nbs/02_train.ipynb #c023
+# %% ../nbs/02_train.ipynb #c026
 def plot_parity(
     y_true, y_pred,
     ax: plt.Axes | None = None,
@@ -216,7 +243,29 @@ def plot_learning_curve(
     ax.set_xlabel("training-set size"); ax.set_ylabel(ylabel); ax.legend(frameon=False)
     return ax
 
-# %% ../nbs/02_train.ipynb #c027
+# %% ../nbs/02_train.ipynb #c028
+def plot_confusion_matrix(
+    y_true, y_pred,  # integer class indices [n]
+    labels: Sequence[str],  # class names, in index order
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    normalize: bool = True,  # show each row as fractions of the true class
+) -> plt.Axes:
+    "Confusion matrix (rows: true class, columns: predicted class) with the value in each cell."
+    matrix = skmetrics.confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(range(len(labels)))).astype(float)
+    if normalize: matrix = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    if ax is None: _, ax = plt.subplots(figsize=(0.55 * len(labels) + 2, 0.55 * len(labels) + 1.5))
+    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    for (i, j), v in np.ndenumerate(matrix):
+        if v: ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=7,
+                      color="white" if v > 0.6 * matrix.max() else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted"); ax.set_ylabel("true")
+    if title: ax.set_title(title)
+    return ax
+
+# %% ../nbs/02_train.ipynb #c034
 def store_init_args(cls):
     "Class decorator: keep the arguments `__init__` was called with (defaults included) in `self.init_args`."
     init = cls.__init__
