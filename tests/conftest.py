@@ -32,3 +32,20 @@ def _isolated_cache(tmp_path_factory):
 
 requires_mirror = pytest.mark.skipif(mirror_root() is None,
                                      reason="needs the data mirror (MATDL_MIRROR or ../shared/data)")
+
+
+@pytest.fixture
+def run_benchmark(tmp_path):
+    "Run `bench/<name>.py --quick` and return its last line, having checked the exit code and the files it writes."
+    import subprocess
+    import sys
+
+    def run(name: str) -> str:
+        out_stem = tmp_path / name
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py"), "--quick", "--out", str(out_stem)],
+                             capture_output=True, text=True, timeout=1800)
+        assert out.returncode == 0, out.stderr[-2000:]
+        last = out.stdout.strip().splitlines()[-1]
+        assert out_stem.with_suffix(".json").exists() and out_stem.with_suffix(".md").read_text().strip().endswith(last)
+        return last
+    return run

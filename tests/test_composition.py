@@ -1,8 +1,5 @@
 """Composition featurisation edge cases, the exact ElemNet/IRNet layer stacks, and the benchmark's smoke test."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +11,6 @@ from matdl_nb.composition import (ELEMNET_ELEMENTS, ElemNet, IRNet, UnsupportedE
                                   magpie_features, predict, supported)
 from matdl_nb.data import FormulaError
 
-ROOT = Path(__file__).resolve().parents[1]
 col = {el: i for i, el in enumerate(ELEMNET_ELEMENTS)}
 
 
@@ -101,10 +97,5 @@ def test_output_scale_sets_the_units():
 
 
 @requires_mirror
-def test_benchmark_smoke(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "elemnet.py"), "--quick", "--out", str(tmp_path / "e")],
-                         capture_output=True, text=True, timeout=1800)
-    assert out.returncode == 0, out.stderr[-2000:]
-    last = out.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"RESULT elemnet_mae=[\d.]+ irnet_mae=[\d.]+ rf_mae=[\d.]+ n_train=\d+", last)
-    assert (tmp_path / "e.json").exists() and (tmp_path / "e.md").read_text().strip().endswith(last)
+def test_benchmark_smoke(run_benchmark):
+    assert re.fullmatch(r"RESULT elemnet_mae=[\d.]+ irnet_mae=[\d.]+ rf_mae=[\d.]+ n_train=\d+", run_benchmark("elemnet"))

@@ -1,8 +1,5 @@
 """Crystal graphs and graph networks: edge cases, physics invariances, batching, forces, the benchmark's smoke test."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +13,6 @@ from matdl_nb.gnn import ALIGNN, CGCNN, emt_alloys, model_forces, predict_struct
 from matdl_nb.graphs import GraphError, angle_pairs, collate_graphs, neighbor_edges, structure_to_graph
 from matdl_nb.test_utils import rocksalt
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _random_structure(seed: int) -> Structure:
@@ -109,9 +105,5 @@ def test_collate_offsets():
 
 
 @requires_mirror
-def test_benchmark_smoke(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "gnn.py"), "--quick", "--out", str(tmp_path / "g")],
-                         capture_output=True, text=True, timeout=1800)
-    assert out.returncode == 0, out.stderr[-2000:]
-    last = out.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"RESULT cgcnn_mae=[\d.]+ alignn_mae=[\d.]+ mean_mae=[\d.]+ graph_speedup=[\d.]+", last)
+def test_benchmark_smoke(run_benchmark):
+    assert re.fullmatch(r"RESULT cgcnn_mae=[\d.]+ alignn_mae=[\d.]+ mean_mae=[\d.]+ graph_speedup=[\d.]+", run_benchmark("gnn"))

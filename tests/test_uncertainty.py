@@ -1,8 +1,5 @@
 """Uncertainty metrics on exact cases, Monte-Carlo dropout behaviour, ensembles, and the benchmark's smoke test."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +12,6 @@ from matdl_nb.uncertainty import (calibration_curve, combine_gaussians, dropout_
                                   mc_dropout, miscalibration_area, mutual_information, predictive_entropy,
                                   recalibration_scale, reject_curve, sharpness, uq_report)
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_nll_matches_scipy():
@@ -79,9 +75,5 @@ def test_mc_dropout_leaves_batchnorm_and_train_mode_alone():
 
 
 @requires_mirror
-def test_benchmark_smoke(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "uq.py"), "--quick", "--out", str(tmp_path / "u")],
-                         capture_output=True, text=True, timeout=1800)
-    assert out.returncode == 0, out.stderr[-2000:]
-    last = out.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"RESULT mcd_miscal=[\d.]+ ens_miscal=[\d.]+ coverage90=[\d.]+ kept50_mae_ratio=[\d.]+", last)
+def test_benchmark_smoke(run_benchmark):
+    assert re.fullmatch(r"RESULT mcd_miscal=[\d.]+ ens_miscal=[\d.]+ coverage90=[\d.]+ kept50_mae_ratio=[\d.]+", run_benchmark("uq"))

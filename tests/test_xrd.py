@@ -1,9 +1,6 @@
 """The powder-pattern simulator against pymatgen, its errors, rendering, augmentations, and the benchmark's smoke test."""
 import math
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +14,6 @@ from matdl_nb.test_utils import rocksalt, toy_pattern
 from matdl_nb.xrd import (XRDError, PatternPipeline, XRDNet, pattern_agreement, peak_list, random_crystals, render_patterns,
                           scherrer_fwhm, training_pipeline, two_theta_grid)
 
-ROOT = Path(__file__).resolve().parents[1]
 
 FIXED = {
     "NaCl": rocksalt(conventional=True),
@@ -87,9 +83,5 @@ def test_network_shapes():
 
 
 @requires_mirror
-def test_benchmark_smoke(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "xrd.py"), "--quick", "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True, timeout=1800)
-    assert out.returncode == 0, out.stderr[-2000:]
-    last = out.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"RESULT xrd_speedup=[\d.]+ cs_acc=[\d.]+ sg_acc=[\d.]+ sg_top5=[\d.]+ proto_cs_acc=[\d.]+ n_train=\d+", last)
+def test_benchmark_smoke(run_benchmark):
+    assert re.fullmatch(r"RESULT xrd_speedup=[\d.]+ cs_acc=[\d.]+ sg_acc=[\d.]+ sg_top5=[\d.]+ proto_cs_acc=[\d.]+ n_train=\d+", run_benchmark("xrd"))
