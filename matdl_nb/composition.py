@@ -54,6 +54,9 @@ def element_fractions(
     progress: bool = True,  # show a progress bar for long lists
 ) -> np.ndarray:
     "Atomic fractions `[n_formulas, n_elements]` (float32, rows sum to 1); a clear error names any bad formula."
+    if isinstance(formulas, str):
+        raise TypeError(f"element_fractions takes a list of formulas, got the single string {formulas!r}; "
+                        f"write element_fractions([{formulas!r}]).")
     column = {el: i for i, el in enumerate(elements)}
     formulas = list(formulas)
     out = np.zeros((len(formulas), len(elements)), dtype=np.float32)
@@ -276,7 +279,7 @@ def periodic_group(symbol: str) -> str:
     el = Element(symbol)
     return "f-block" if el.is_lanthanoid or el.is_actinoid else f"group {el.group}"
 
-
+# %% ../nbs/10_composition.ipynb #c082
 def element_embedding(
     model: nn.Module,  # an ElemNet or IRNet trained on `ELEMNET_ELEMENTS` fractions
     elements: Sequence[str] = ELEMNET_ELEMENTS,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import socket
@@ -24,9 +25,11 @@ import torch
 from fastai.torch_core import set_seed
 from fastprogress.fastprogress import progress_bar
 
+import matdl_nb
+
 # %% auto #0
-__all__ = ['seed_everything', 'get_device', 'is_quick', 'by_mode', 'cache_root', 'clear_cache', 'DownloadError', 'url_to_relpath',
-           'sha256_file', 'download']
+__all__ = ['seed_everything', 'get_device', 'is_quick', 'by_mode', 'set_quick', 'notebook_times', 'preflight', 'cache_root',
+           'clear_cache', 'project_root', 'bench_result', 'DownloadError', 'url_to_relpath', 'sha256_file', 'download']
 
 # %% ../nbs/00_core.ipynb #c006
 def seed_everything(
@@ -80,6 +83,48 @@ def by_mode(full, quick):
     "`quick` in quick mode, `full` otherwise: `n_epochs = by_mode(full=40, quick=2)`."
     return quick if is_quick() else full
 
+# %% ../nbs/00_core.ipynb #c058
+def set_quick(on: bool = True) -> bool:
+    "Switch quick mode on or off for this Python session (sets `MATDL_QUICK`); returns the mode now in force."
+    os.environ["MATDL_QUICK"] = "1" if on else "0"
+    return is_quick()
+
+
+def notebook_times() -> dict:
+    "Measured run times of the notebooks: name -> {'quick' | 'full' | 'full_gpu' | 'quick_gpu': {seconds, machine, date}}."
+    path = Path(matdl_nb.__file__).with_name("notebook_times.json")
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _minutes(record: dict | None) -> str:
+    if not record: return "not measured yet"
+    seconds = record["seconds"]
+    took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    return f"about {took} on {record['machine']} (measured {record['date']})"
+
+
+def preflight(
+    notebook: str,  # the notebook's name, e.g. '21_gnn'
+) -> dict:
+    "Print the mode, how to switch it, the device, and the measured time of each mode; returns the same as a dict."
+    times = notebook_times().get(notebook, {})
+    quick, device = is_quick(), get_device()
+    flag = os.environ.get("MATDL_QUICK", "").strip()
+    why = (f"MATDL_QUICK={flag}" if flag else
+           "nbdev-test sets IN_TEST" if os.environ.get("IN_TEST") else "the default in Jupyter")
+    info = dict(notebook=notebook, mode="quick" if quick else "full", device=str(device),
+                threads=torch.get_num_threads(), **{f"time_{k}": _minutes(times.get(k))
+                                                   for k in ("quick", "full", "quick_gpu", "full_gpu")})
+    print(f"{notebook}: {'QUICK mode (small data, few epochs)' if quick else 'FULL mode (tutorial-size data)'}, because {why}.")
+    print(f"  to switch, run `set_quick({not quick})` in the next cell, then run the notebook from the top.")
+    print(f"  device: {device}, {info['threads']} CPU threads for PyTorch")
+    print(f"  quick mode: {info['time_quick']}")
+    print(f"  full mode: {info['time_full']}")
+    gpu = {k: times[k] for k in ("quick_gpu", "full_gpu") if k in times}
+    print("  on a GPU: " + ("; ".join(f"{k.split('_')[0]} mode {_minutes(v)}" for k, v in gpu.items()) if gpu else
+                            "not measured yet; the model code is the same and runs there unchanged"))
+    return info
+
 # %% ../nbs/00_core.ipynb #c019
 def cache_root() -> Path:
     "Root of the data and model cache: `MATDL_HOME`, else `$XDG_CACHE_HOME/matdl_nb`, else `~/.cache/matdl_nb`."
@@ -97,6 +142,27 @@ def clear_cache(
     n_files = sum(1 for p in target.rglob("*") if p.is_file())
     shutil.rmtree(target)
     return n_files
+
+# %% ../nbs/00_core.ipynb #c061
+def project_root() -> Path | None:
+    "The source checkout this package was imported from (the folder that holds `nbs/` and `bench/`), or None."
+    root = Path(matdl_nb.__file__).resolve().parent.parent
+    return root if (root / "nbs").is_dir() and (root / "bench").is_dir() else None
+
+
+def bench_result(
+    name: str,  # a benchmark, e.g. 'gnn' for bench/gnn.py
+) -> dict:
+    "The results that `bench/<name>.py` saved in `bench/results/<name>.json`, whatever the working folder."
+    root = project_root()
+    if root is None:
+        raise FileNotFoundError(f"Benchmark results live in the source checkout (bench/results/{name}.json); this copy "
+                                f"of matdl_nb was installed from a package. Clone the repository and `pip install -e .`.")
+    path = root / "bench" / "results" / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json"))
+        raise FileNotFoundError(f"No benchmark results {path}; known: {', '.join(known)}. Run `python bench/{name}.py`.")
+    return json.loads(path.read_text())
 
 # %% ../nbs/00_core.ipynb #c021
 class DownloadError(RuntimeError):
@@ -200,7 +266,9 @@ def download(
     dest = Path(dest) if dest is not None else cache_root() / "downloads" / url_to_relpath(url)
     if dest.is_file():
         if sha256 is None or sha256_file(dest) == sha256: return dest
-        dest.unlink()  # a stale or damaged copy: fetch it again
+        warnings.warn(f"The cached copy of {url} at {dest} failed its SHA-256 check (damaged or stale); "
+                      "it was deleted and is fetched again.")
+        dest.unlink()
     mirror = mirror if mirror is not None else os.environ.get("MATDL_MIRROR") or None
     if offline is None: offline = os.environ.get("MATDL_OFFLINE", "").strip().lower() in _TRUE
     sources = [s for s in (_mirror_source(url, mirror), None if offline else url) if s is not None]

@@ -12,6 +12,7 @@ import difflib
 import functools
 import gzip
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -34,9 +35,9 @@ from .core import DownloadError, download
 
 # %% auto #0
 __all__ = ['DATASET_KINDS', 'CRYSTAL_SYSTEMS', 'source_sha256', 'source_urls', 'fetch_source', 'DataSource', 'register_dataset',
-           'UnknownDatasetError', 'get_source', 'list_datasets', 'load_dataset', 'plot_distribution', 'crystal_system',
-           'StructureParseError', 'parse_structure', 'parse_structures', 'FormulaError', 'parse_composition',
-           'chemical_system', 'random_split', 'grouped_split', 'group_overlap']
+           'UnknownDatasetError', 'get_source', 'list_datasets', 'load_dataset', 'data_card', 'plot_distribution',
+           'crystal_system', 'StructureParseError', 'parse_structure', 'parse_structures', 'FormulaError',
+           'parse_composition', 'chemical_system', 'random_split', 'grouped_split', 'group_overlap']
 
 # %% ../nbs/01_data.ipynb #c006
 @functools.lru_cache(maxsize=1)
@@ -158,6 +159,19 @@ def load_dataset(
     df.attrs.update(source=name, target=source.target, kind=source.kind)
     return df
 
+
+def data_card(
+    names: list[str],  # registered datasets a notebook uses
+    generated: dict | None = None,  # name -> (how it is made, licence, citation) for data a notebook generates itself
+) -> pd.DataFrame:
+    "The data card of a notebook: for each dataset its kind, size, origin, licence and citation, from the registry."
+    rows = [dict(dataset=s.name, kind=s.kind, what=s.title, size=s.size, origin=s.origin, licence=s.licence,
+                 citation=s.citation) for s in map(get_source, names)]
+    for name, (how, licence, citation) in (generated or {}).items():
+        rows.append(dict(dataset=name, kind="generated", what=how, size="any (from a seed)", origin="this notebook",
+                         licence=licence, citation=citation))
+    return pd.DataFrame(rows).set_index("dataset")
+
 # %% ../nbs/01_data.ipynb #c013
 def plot_distribution(
     values: pd.Series,  # the numbers to histogram; the name becomes the x label
@@ -257,6 +271,35 @@ def _load_aflow_prototypes() -> pd.DataFrame:
         rows.append(dict(aflow_label=tags["aflow"], pearson=tags["pearson"], strukturbericht=tags["strukturbericht"],
                          mineral=tags["mineral"], spacegroup_number=number, crystal_system=crystal_system(number),
                          formula=structure.composition.reduced_formula, n_sites=len(structure), structure=structure))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/01_data.ipynb #c092
+def _package_file(package: str, *parts: str) -> Path:
+    "A data file inside an installed package, found without importing the package."
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"This dataset ships inside the {package!r} package: pip install {package}")
+    return Path(list(spec.submodule_search_locations)[0], *parts)
+
+
+@register_dataset(
+    "atomap_stem_images", "embedded", "Atomic-resolution STEM images of a perovskite, ADF and ABF (atomap's test data)",
+    "2 images of 400 x 380 pixels",
+    {"signal": "'ADF' (annular dark field: columns bright) or 'ABF' (annular bright field: columns dark)",
+     "image": "the image, float32 [400, 380], detector counts as stored", "pixel_size": "pixel size as stored, nm",
+     "file": "the file inside the atomap package"},
+    None, "atomap: atomap/tests/datasets/test_ADF_cropped.hdf5 and test_ABF_cropped.hdf5", "GPL-3.0 (atomap)",
+    "Nord et al., Atomap: a new software tool for the automated analysis of atomic resolution images using "
+    "two-dimensional Gaussian fitting, Adv. Struct. Chem. Imaging 3, 9 (2017)")
+def _load_atomap_images() -> pd.DataFrame:
+    import h5py  # imported here: only the microscopy data need it
+    rows = []
+    for signal in ("ADF", "ABF"):
+        path = _package_file("atomap", "tests", "datasets", f"test_{signal}_cropped.hdf5")
+        with h5py.File(path, "r") as f:
+            group = f["Experiments/__unnamed__"]
+            rows.append(dict(signal=signal, image=group["data"][()].astype(np.float32),
+                             pixel_size=float(group["axis-0"].attrs["scale"]), file=f"atomap/{path.relative_to(path.parents[2])}"))
     return pd.DataFrame(rows)
 
 # %% ../nbs/01_data.ipynb #c034
@@ -437,7 +480,7 @@ def _load_syntheses() -> pd.DataFrame:
         rows.append(dict(doi=lines[0].strip(), title=lines[1].strip(), text="\n".join(lines[2:]).strip()))
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/01_data.ipynb #c096
 @register_dataset(
     "matscholar_ner", "download", "Matscholar NER sentences with BIO entity tags (ChemNLP copy)",
     "about 137k tokens (train + dev + test)",
@@ -570,7 +613,7 @@ def chemical_system(
     "The chemical system of a formula: its elements, sorted and joined by '-' (Fe2O3 -> 'Fe-O')."
     return parse_composition(formula).chemical_system
 
-
+# %% ../nbs/01_data.ipynb #c101
 def _groups(df: pd.DataFrame, groups, formula_col: str) -> pd.Series:
     if isinstance(groups, str):
         if groups in df.columns: return df[groups]

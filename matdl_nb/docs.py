@@ -7,10 +7,14 @@ Docs: https://matdl.github.io/matdl_nb/docs.html.md"""
 # %% ../nbs/90_docs.ipynb #c003
 from __future__ import annotations
 
+import contextlib
+import datetime
 import html
+import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -27,10 +31,12 @@ from nbdev.quarto import refresh_quarto_yml
 from nbdev.serve import proc_nbs
 from pygments.formatters import HtmlFormatter
 
+import matdl_nb
+
 # %% auto #0
 __all__ = ['site_pages', 'proc_docs', 'cell_directives', 'render_page', 'render_site', 'check_site', 'check_quarto_config',
-           'benchmark_results', 'render_readme', 'readme_is_current', 'collapse_carriage_returns', 'execute_notebook',
-           'matdl_docs']
+           'benchmark_results', 'render_readme', 'readme_is_current', 'collapse_carriage_returns', 'tidy_outputs',
+           'record_time', 'execute_notebook', 'matdl_docs']
 
 # %% ../nbs/90_docs.ipynb #c006
 def _project_root() -> Path: return get_config().config_path
@@ -95,8 +101,11 @@ def _local_links(text: str, prefix: str | None) -> str:
     if prefix.strip("/"): text = text.replace(prefix, "")
     return re.sub(r"\]\(((?:\d+_)?[\w.-]+\.ipynb)", lambda m: "](" + _page_name(m.group(1)), text)
 
-
+# %% ../nbs/90_docs.ipynb #c074
 _CELL_KEYS = {"cell_type", "source", "metadata", "outputs", "execution_count", "id", "attachments"}
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+_WIDGET_NOTE = ('<p class="widget-note">An interactive widget (ipywidgets) appears here when the notebook runs in '
+                'Jupyter: it needs a live Python kernel. The static figure beside it shows the same content.</p>')
 
 
 def _prepare(nb, prefix: str | None) -> tuple[dict, object]:
@@ -116,6 +125,7 @@ def _prepare(nb, prefix: str | None) -> tuple[dict, object]:
                 cell.source = ""; cell.metadata["transient"] = {"remove_source": True}
             for output in cell.get("outputs", []):
                 data = output.get("data", {})
+                if _WIDGET_MIME in data: output["data"] = data = {"text/html": _WIDGET_NOTE}
                 if "text/markdown" in data:
                     data["text/markdown"] = _local_links(_PANDOC_ATTRS.sub("", data["text/markdown"]), prefix)
         else:
@@ -124,7 +134,7 @@ def _prepare(nb, prefix: str | None) -> tuple[dict, object]:
     nb.cells = cells
     return front, nb
 
-
+# %% ../nbs/90_docs.ipynb #c076
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;display:flex;color:#222;line-height:1.5}
 nav{width:15rem;flex:none;padding:1rem;background:#f6f8fa;border-right:1px solid #ddd;min-height:100vh;font-size:.9rem}
@@ -134,6 +144,7 @@ main{max-width:60rem;padding:1rem 2rem;overflow-x:auto} .description{font-style:
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;font-size:.85rem} .jp-OutputArea pre{background:#fff;border-left:3px solid lightsalmon}
 table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ddd;padding:.2rem .5rem} img{max-width:100%}
 .jp-InputPrompt,.jp-OutputPrompt{display:none}
+.widget-note{border-left:3px solid #0366d6;padding:.3rem .6rem;background:#f1f8ff;font-size:.9rem}
 """
 
 
@@ -301,13 +312,100 @@ def collapse_carriage_returns(text: str) -> str:
     lines = (_ANSI.sub("", line.rstrip("\r").split("\r")[-1]) for line in text.split("\n"))
     return "\n".join(lines)
 
+# %% ../nbs/90_docs.ipynb #c077
+def _html(output) -> str:
+    html_data = output.get("data", {}).get("text/html", "")
+    return html_data if isinstance(html_data, str) else "".join(html_data)
+
+
+def tidy_outputs(
+    cell,  # a code cell after execution
+) -> list:
+    "The outputs worth storing: streams as a terminal shows them, the final fastprogress table, no progress bars or blanks."
+    if "hide" in cell_directives(cell.source): return []
+    kept = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
+            output["text"] = collapse_carriage_returns(text)
+            if output["text"].strip(): kept.append(output)
+            continue
+        html_text = _html(output)
+        if output.get("output_type") == "display_data" and "text/html" in output.get("data", {}):
+            if not html_text.strip() or "table.fastprogress {" in html_text: continue  # a vanished bar; fastprogress's CSS
+            if "<progress" in html_text: continue  # a bar, or a table still drawn under its bar
+        kept.append(output)
+    return kept
+
+# %% ../nbs/90_docs.ipynb #c082
+def _machine() -> str:
+    import torch  # only here: the docs tools do not otherwise need PyTorch
+    if torch.cuda.is_available(): return f"a {torch.cuda.get_device_name(0)} GPU"
+    return f"a {os.cpu_count()}-core CPU"
+
+
+def record_time(
+    notebook: str,  # e.g. '21_gnn'
+    mode: str,  # 'quick' or 'full'
+    seconds: float,
+    machine: str | None = None,  # default: this machine's CPU cores or GPU
+) -> dict:
+    "Store a measured run time in `matdl_nb/notebook_times.json`; returns the stored record."
+    machine = machine or _machine()
+    key = f"{mode}_gpu" if "GPU" in machine else mode
+    path = Path(matdl_nb.__file__).with_name("notebook_times.json")
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    record = dict(seconds=round(float(seconds), 1), machine=machine, date=datetime.date.today().isoformat())
+    times.setdefault(notebook, {})[key] = record
+    path.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+    return record
+
+
+@contextlib.contextmanager
+def _html_progress_bars():
+    "Make fastprogress draw notebook (HTML) bars, as in Jupyter, in every module that imported its bars."
+    import fastprogress.fastprogress as fp
+    swap = {fp.ConsoleProgressBar: fp.NBProgressBar, fp.ConsoleMasterBar: fp.NBMasterBar}
+    patched = [(module, name, value) for module in list(sys.modules.values()) for name in ("progress_bar", "master_bar")
+               if getattr(module, name, None) in swap for value in [getattr(module, name)]]
+    for module, name, value in patched: setattr(module, name, swap[value])
+    original = (fp.progress_bar, fp.master_bar)
+    fp.progress_bar, fp.master_bar = fp.NBProgressBar, fp.NBMasterBar
+    try:
+        yield
+    finally:
+        for module, name, value in patched: setattr(module, name, value)
+        fp.progress_bar, fp.master_bar = original
+        for module in list(sys.modules.values()):  # modules first imported during the run
+            for name in ("progress_bar", "master_bar"):
+                value = getattr(module, name, None)
+                if value in swap.values() and module.__name__.startswith(("fastai", "matdl_nb")):
+                    setattr(module, name, {v: k for k, v in swap.items()}[value])
+
 # %% ../nbs/90_docs.ipynb #c026
+def _refresh_preflight(nb, name: str, quick: bool) -> None:
+    "Redraw the preflight cell's output so that it shows the time this very run has just recorded."
+    import io
+    from matdl_nb.core import preflight
+    cells = [c for c in nb.cells if c.cell_type == "code" and f'preflight("{name}")' in c.source]
+    if not cells: return
+    saved, text = os.environ.get("MATDL_QUICK"), io.StringIO()
+    os.environ["MATDL_QUICK"] = "1" if quick else "0"
+    try:
+        with contextlib.redirect_stdout(text): preflight(name)
+    finally:
+        if saved is None: os.environ.pop("MATDL_QUICK", None)
+        else: os.environ["MATDL_QUICK"] = saved
+    cells[0]["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=text.getvalue())]
+
+
 def execute_notebook(
-    path: str | Path,  # the notebook to run; its outputs are replaced
+    path: str | Path,  # the notebook to run
     flags: tuple = ("download",),  # flagged cells to run anyway
     quick: bool = False,  # run in quick mode (as under test) instead of full size
-) -> Path:
-    "Run a notebook top to bottom, store its outputs, and clean it; returns its path."
+    store: bool = True,  # write the outputs into the notebook; False only measures the time
+) -> float:
+    "Run a notebook top to bottom, store its tidied outputs, clean it, and record the time; returns the seconds."
     path = Path(path).resolve()
     skip = set(str(get_config().tst_flags).split()) - set(flags)
     nb = read_nb(path)
@@ -317,43 +415,47 @@ def execute_notebook(
         return bool(skip & directives.keys()) or directives.get("eval") == "false"
     saved = os.environ.get("MATDL_QUICK")
     os.environ["MATDL_QUICK"] = "1" if quick else "0"
+    start = time.perf_counter()
     try:
         shell = CaptureShell(path, mpl_format="png")
-        with working_directory(path.parent):
+        with working_directory(path.parent), _html_progress_bars():
             shell.run_all(nb, exc_stop=True, preproc=_skip)
     finally:
         if saved is None: os.environ.pop("MATDL_QUICK", None)
         else: os.environ["MATDL_QUICK"] = saved
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
-                output["text"] = collapse_carriage_returns(text)
-    clean_nb(nb)
-    write_nb(nb, path)
-    return path
+    seconds = time.perf_counter() - start
+    record_time(path.stem, "quick" if quick else "full", seconds)
+    _refresh_preflight(nb, path.stem, quick)
+    if store:
+        for cell in nb.cells:
+            if cell.cell_type == "code": cell["outputs"] = tidy_outputs(cell)
+        clean_nb(nb)
+        write_nb(nb, path)
+    return seconds
 
 # %% ../nbs/90_docs.ipynb #c028
 @call_parse(pos=["action"])
 def matdl_docs(
-    action: str = "build",  # build (render and check), check (no rendering), readme or execute
-    *notebooks: str,  # notebooks for 'execute' (default: all in nbs/)
+    action: str = "build",  # build (render and check), check (no rendering), readme, execute or time
+    *notebooks: str,  # notebooks for 'execute' and 'time' (default: all in nbs/)
     out: str = None,  # site folder for 'build' (default: _site/)
     flags: str = "download",  # flagged cells that 'execute' runs anyway
 ):
     "Build and check the docs without Quarto, write the README, or refresh notebook outputs."
-    if action == "execute":
+    if action in ("execute", "time"):
         paths = [Path(p) for p in notebooks] if notebooks else sorted(get_config().nbs_path.glob("*.ipynb"))
         for path in paths:
-            print(f"executing {path} ...", flush=True)
-            execute_notebook(path, tuple(flags.split() if isinstance(flags, str) else flags))
+            print(f"{action} {path} ...", flush=True)
+            seconds = execute_notebook(path, tuple(flags.split() if isinstance(flags, str) else flags),
+                                       quick=action == "time", store=action == "execute")
+            print(f"  {seconds:.0f} s", flush=True)
         return
     if action == "readme":
         (_project_root() / "README.md").write_text(render_readme(), encoding="utf-8")
         print("README.md written from", get_config().readme_nb)
         return
     if action not in ("build", "check"):
-        sys.exit(f"Unknown action {action!r}: use build, check, readme or execute.")
+        sys.exit(f"Unknown action {action!r}: use build, check, readme, execute or time.")
     written = render_site(out) if action == "build" else []
     problems = check_site(out) + check_quarto_config()
     if not readme_is_current(process=action != "build"):

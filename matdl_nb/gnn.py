@@ -23,13 +23,13 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from torch import nn
 
 from .core import seed_everything
-from .graphs import (GaussianSmearing, GraphDataset, bond_cosines, collate_graphs, edge_vectors,
+from .graphs import (GaussianSmearing, GraphDataset, GraphError, bond_cosines, collate_graphs, edge_vectors,
                              graph_dataloaders, structure_to_graph)
 from .train import OutputScale, make_dataloader, regression_learner, store_init_args
 
 # %% auto #0
-__all__ = ['EMT_ELEMENTS', 'mean_pool', 'CGCNNConv', 'CGCNN', 'EdgeGatedConv', 'ALIGNNLayer', 'ALIGNN', 'predict_structures',
-           'emt_alloys', 'graph_learner', 'model_forces', 'view_structure', 'plot_structure']
+__all__ = ['EMT_ELEMENTS', 'mean_pool', 'check_graph_batch', 'CGCNNConv', 'CGCNN', 'EdgeGatedConv', 'ALIGNNLayer', 'ALIGNN',
+           'predict_structures', 'emt_alloys', 'graph_learner', 'model_forces', 'view_structure', 'plot_structure']
 
 # %% ../nbs/21_gnn.ipynb #c006
 def mean_pool(
@@ -40,6 +40,36 @@ def mean_pool(
     "Average of the atoms of each crystal: `[n_crystals, f]`."
     total = atom_values.new_zeros(len(n_atoms), atom_values.shape[1]).index_add_(0, graph_index, atom_values)
     return total / n_atoms.clamp_min(1).unsqueeze(1).to(atom_values.dtype)
+
+# %% ../nbs/21_gnn.ipynb #c081
+_GRAPH_KEYS = ("atom_features", "positions", "edge_index", "edge_shifts", "angle_index", "graph_index", "n_atoms")
+
+
+def check_graph_batch(
+    graph,  # what the model was given
+    model: nn.Module,  # the model (for its name and its `atom_input_dim`)
+    needs_angles: bool = False,  # True for models that read bond angles (ALIGNN)
+) -> None:
+    "Raise a clear error unless `graph` is a batch from `collate_graphs` that `model` can read."
+    name = type(model).__name__
+    if not isinstance(graph, dict):
+        shape = f" of shape {list(graph.shape)}" if hasattr(graph, "shape") else ""
+        raise TypeError(f"{name} reads a batch of crystal graphs (the dict that `collate_graphs` makes), not a "
+                        f"{type(graph).__name__}{shape}. Build graphs with `structure_to_graph` and batch them with "
+                        "`collate_graphs`, or call `predict_structures(model, structures)`.")
+    missing = [k for k in _GRAPH_KEYS if k not in graph]
+    if missing:
+        raise GraphError(f"The graph batch given to {name} lacks {', '.join(map(repr, missing))}: "
+                         "build batches with `collate_graphs`.")
+    expected, got = model.init_args["atom_input_dim"], graph["atom_features"].shape[-1]
+    if got != expected:
+        kind = {100: " (one-hot features)", 92: " (CGCNN's element vectors)"}.get(got, "")
+        raise GraphError(f"The graphs carry {got} features per atom{kind}, but this {name} was built for {expected} "
+                         f"(atom_input_dim={expected}): build the graphs with the `features=` the model was trained "
+                         f"with, or the model with atom_input_dim={got}.")
+    if needs_angles and graph["angle_index"].shape[1] == 0 and graph["edge_index"].shape[1] > 0:
+        raise GraphError(f"{name} reads bond angles, but these graphs have no line graph: build them with "
+                         "`structure_to_graph(..., line_graph=True)` (the default).")
 
 # %% ../nbs/21_gnn.ipynb #c009
 class CGCNNConv(nn.Module):
@@ -81,6 +111,7 @@ class CGCNN(nn.Module):
         self.scale = OutputScale(target_mean, target_std)
 
     def forward(self, graph: dict) -> torch.Tensor:  # a batch from `collate_graphs` -> [n_crystals, 1]
+        check_graph_batch(graph, self)
         vectors = edge_vectors(graph["positions"], graph["edge_index"], graph["edge_shifts"])
         bonds = self.expand(vectors.norm(dim=1))
         atoms = self.embed(graph["atom_features"])
@@ -107,7 +138,7 @@ class EdgeGatedConv(nn.Module):
         update = self.update_self(nodes) + weighted / (norm + 1e-6)
         return nodes + F.silu(self.norm_nodes(update)), edges + F.silu(self.norm_edges(gate_logits))
 
-
+# %% ../nbs/21_gnn.ipynb #c083
 class ALIGNNLayer(nn.Module):
     "Edge-gated convolution on the line graph (bonds and angles), then on the crystal graph (atoms and bonds)."
     def __init__(self, dim: int):
@@ -119,7 +150,7 @@ class ALIGNNLayer(nn.Module):
         atoms, bonds = self.crystal_conv(atoms, edge_index, bonds)
         return atoms, bonds, angles
 
-
+# %% ../nbs/21_gnn.ipynb #c085
 def _mlp(n_in: int, n_out: int) -> nn.Sequential:
     "Linear, batch norm, SiLU: ALIGNN's embedding block."
     return nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.SiLU())
@@ -153,6 +184,7 @@ class ALIGNN(nn.Module):
         self.scale = OutputScale(target_mean, target_std)
 
     def forward(self, graph: dict) -> torch.Tensor:  # a batch from `collate_graphs` -> [n_crystals, 1]
+        check_graph_batch(graph, self, needs_angles=True)
         vectors = edge_vectors(graph["positions"], graph["edge_index"], graph["edge_shifts"])
         atoms = self.embed_atoms(graph["atom_features"])
         bonds = self.embed_bonds(self.expand_distances(vectors.norm(dim=1)))

@@ -8,6 +8,7 @@ Docs: https://matdl.github.io/matdl_nb/graphs.html.md"""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, fields
 from importlib.resources import files
 from typing import Sequence
@@ -141,6 +142,10 @@ def structure_to_graph(
                          "e.g. with pymatgen's OrderDisorderedStructureTransformation.")
     if cutoff <= 0: raise ValueError(f"cutoff must be positive, got {cutoff}")
     src, dst, shifts, _ = neighbor_edges(structure, cutoff, max_neighbors)
+    if len(src) == 0:
+        warnings.warn(f"{label}: no two atoms are within the cutoff of {cutoff} Å, so the graph has no edges and a graph "
+                      "network sees each atom alone (right for an isolated atom, wrong for a solid: bonds are 1-3 Å "
+                      "long, use a cutoff of 4-8 Å).", stacklevel=2)
     z = np.array([site.specie.Z for site in structure], dtype=np.int64)
     try:
         feats = atom_features(z, features)

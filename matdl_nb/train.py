@@ -202,7 +202,7 @@ def plot_parity(
     if title: ax.set_title(title)
     return ax
 
-
+# %% ../nbs/02_train.ipynb #c038
 def plot_training_curves(
     learn: Learner,  # a fitted learner (or anything with a fastai `recorder`)
     ax: plt.Axes | None = None,
@@ -289,7 +289,7 @@ def store_init_args(cls):
 
 def _class_path(cls) -> str: return f"{cls.__module__}.{cls.__qualname__}"
 
-
+# %% ../nbs/02_train.ipynb #c040
 def save_model(
     model: nn.Module,  # a model whose class is decorated with `store_init_args`
     folder: str | Path,  # created if needed; holds weights.pt and config.json

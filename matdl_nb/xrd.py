@@ -128,7 +128,7 @@ def scherrer_fwhm(
     theta = torch.deg2rad(torch.as_tensor(two_theta) / 2)
     return torch.rad2deg(shape_factor * wavelength / (10 * torch.as_tensor(crystallite_size) * torch.cos(theta)))
 
-
+# %% ../nbs/30_xrd.ipynb #c087
 _PROFILES = ("gaussian", "lorentzian", "pseudo_voigt")
 
 
@@ -188,7 +188,7 @@ XRD_ELEMENTS = ("Li", "Be", "B", "C", "N", "O", "F", "Na", "Mg", "Al", "Si", "P"
                 "Cd", "In", "Sn", "Sb", "Te", "I", "Ba", "La", "Ce", "W", "Pt", "Au", "Pb", "Bi")
 MAX_PEAKS = 200
 
-
+# %% ../nbs/30_xrd.ipynb #c089
 def _random_crystal(rng: np.random.Generator, max_atoms: int):
     "(structure, space group) of one random pyxtal crystal; None when pyxtal gives up, 'symmetry' when spglib finds another group."
     from pyxtal import pyxtal  # imported on first use: pyxtal is slow to import
@@ -241,7 +241,7 @@ def random_crystals(
         if bar is not None: bar.update(len(crystals))
     return crystals, stats
 
-
+# %% ../nbs/30_xrd.ipynb #c091
 def random_crystal_peaks(
     n: int,  # crystals wanted
     seed: int = 0,
@@ -306,7 +306,7 @@ class DropPeaks:
     def __call__(self, peaks: dict) -> dict:
         return {**peaks, "intensity": peaks["intensity"] * (torch.rand_like(peaks["intensity"]) >= self.p)}
 
-
+# %% ../nbs/30_xrd.ipynb #c093
 class Background:
     "Add a smooth background a + b·exp(-2θ/τ), up to `max_level` of the strongest peak."
     def __init__(self, max_level: float = 0.1): self.max_level = max_level
@@ -330,7 +330,7 @@ class GaussianNoise:
     def __call__(self, patterns: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         return patterns + torch.randn_like(patterns) * self.sigma
 
-
+# %% ../nbs/30_xrd.ipynb #c095
 class PatternPipeline:
     "Peak augmentations, rendering on the grid, pattern augmentations, and scaling to a maximum of 1."
     def __init__(
@@ -417,11 +417,15 @@ class XRDNet(nn.Module):
         self.head = nn.Linear(hidden, n_crystal_systems + n_space_groups)
 
     def forward(self, patterns: torch.Tensor) -> torch.Tensor:  # [batch, 1, n_points] -> [batch, 7 + 36]
+        n_points = self.init_args["n_points"]
         if patterns.ndim != 3 or patterns.shape[1] != 1:
-            raise ValueError(f"XRDNet expects patterns of shape [batch, 1, points], got {list(patterns.shape)}.")
+            raise ValueError(f"XRDNet expects patterns of shape [batch, 1, {n_points}], got {list(patterns.shape)}.")
+        if patterns.shape[2] != n_points:
+            raise ValueError(f"XRDNet was built for patterns of {n_points} points (its 2-theta grid) but got "
+                             f"{patterns.shape[2]}: put the pattern on the model's grid first.")
         return self.head(self.trunk(patterns))
 
-
+# %% ../nbs/30_xrd.ipynb #c097
 class TwoHeadLoss(nn.Module):
     "Cross-entropy of the crystal-system head plus cross-entropy of the space-group head."
     def __init__(self, n_crystal_systems: int = 7):
@@ -485,6 +489,7 @@ def xrd_explorer(
 ):
     "An ipywidgets explorer: structure, crystallite size, sample displacement and noise -> pattern and top-3 guesses."
     import ipywidgets as widgets  # the widget library is only needed here
+    from IPython.display import display
     names = list(structures)
     choose = widgets.Dropdown(options=names, description="structure")
     size = widgets.FloatLogSlider(value=30, base=10, min=math.log10(5), max=2, description="size (nm)")
@@ -507,7 +512,8 @@ def xrd_explorer(
             fig, ax = plt.subplots(figsize=(8, 2.6))
             ax.plot(pipeline.grid, pattern[0, 0], lw=0.8, color="k")
             ax.set_xlabel("2θ (degrees)"); ax.set_yticks([]); ax.set_title(text, fontsize=9)
-            plt.show()
+            display(fig)  # not plt.show(): that draws nothing when MPLBACKEND names a non-inline backend
+            plt.close(fig)
         return text
 
     for w in (choose, size, shift, noise): w.observe(update, names="value")

@@ -78,7 +78,7 @@ def test_network_shapes():
     assert XRDNet()(torch.rand(3, 1, 2126)).shape == (3, 43)
     grid, pattern = toy_pattern()
     assert XRDNet().eval()(torch.tensor(pattern)[None, None]).shape == (1, 43)
-    with pytest.raises(ValueError, match=r"shape \[batch, 1, points\]"):
+    with pytest.raises(ValueError, match=r"shape \[batch, 1, 2126\]"):
         XRDNet()(torch.rand(3, 2126))
 
 

@@ -1,0 +1,88 @@
+"""Widgets seen working in a real JupyterLab, in headless Chromium: the 3-D structure view, the XRD and STEM explorers
+(their plots drawn, and redrawn when a slider moves) and the reject-option slider; and a broken widget caught. CI installs Chromium; elsewhere these skip without it."""
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from matdl_nb.browser import (BrowserError, cell_image_digests, cell_images, cell_output_text, chromium_driver, find_chromium, jupyter_lab,
+                              output_canvases, press_slider, run_in_lab, widget_problems, write_notebook)
+
+try:
+    find_chromium()
+    HAVE_CHROMIUM = True
+except BrowserError:
+    HAVE_CHROMIUM = False
+if os.environ.get("CI") and not HAVE_CHROMIUM:
+    raise RuntimeError("CI must run the browser checks: install chromium and chromium-driver (see .ci/run)")
+needs_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs chromium and chromedriver")
+SHOTS = Path(os.environ.get("MATDL_SCREENSHOTS", Path(__file__).resolve().parents[1] / "_site" / "screenshots"))
+
+WIDGETS = [
+    # 21_gnn: nglview's 3-D view of a structure and its bonds
+    "from matdl_nb.gnn import view_structure\nfrom matdl_nb.test_utils import rocksalt\n"
+    "view_structure(rocksalt(conventional=True), cutoff=3.0)",
+    # 30_xrd: the explorer (an untrained network is enough to see the pattern redraw)
+    "import torch\nfrom matdl_nb.core import seed_everything\nfrom matdl_nb.xrd import XRDNet, xrd_explorer\n"
+    "from matdl_nb.test_utils import rocksalt\nseed_everything(0)\n"
+    "xrd_explorer({'NaCl': rocksalt(), 'KCl': rocksalt(6.29, ('K', 'Cl'))}, XRDNet().eval())",
+    # 60_uncertainty: the reject-option slider
+    "import numpy as np\nfrom matdl_nb.uncertainty import rejection_slider\nrng = np.random.default_rng(0)\n"
+    "y = rng.normal(size=300); sigma = rng.uniform(0.1, 1.0, 300)\nrejection_slider(y, y + rng.normal(size=300) * sigma, sigma)",
+    # 41_microscopy: the STEM explorer (an untrained U-Net is enough to see the image redraw)
+    "from matdl_nb.core import seed_everything\nfrom matdl_nb.micrographs import STEMSimulator\n"
+    "from matdl_nb.microscopy import UNet, stem_explorer\nseed_everything(0)\n"
+    "stem_explorer(UNet(width=4).eval(), STEMSimulator(size=96))",
+]
+
+
+@pytest.fixture(scope="module")
+def driver():
+    d = chromium_driver()
+    yield d
+    d.quit()
+
+
+@needs_chromium
+def test_widgets_work_in_jupyterlab(tmp_path, driver):
+    write_notebook(tmp_path / "widgets.ipynb", WIDGETS)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with jupyter_lab(tmp_path) as (url, token):
+        run_in_lab(driver, url, token, "widgets.ipynb")
+        time.sleep(2)  # let nglview draw its first frame
+        driver.save_screenshot(str(SHOTS / "jupyterlab-widgets.png"))
+        assert widget_problems(driver) == []
+        assert any(w > 100 and h > 100 for w, h in output_canvases(driver)), "nglview drew no canvas"
+        for cell, name in ((1, "XRD explorer"), (3, "STEM explorer")):
+            assert any(w > 200 and h > 100 for w, h in cell_images(driver, cell)), f"the {name} drew no plot"
+        before = [cell_image_digests(driver, 1), cell_output_text(driver, 2), cell_image_digests(driver, 3)]
+        press_slider(driver, cell=1, index=0, times=15)  # the XRD explorer's crystallite size
+        press_slider(driver, cell=2, index=0, times=15)  # the reject threshold
+        press_slider(driver, cell=3, index=0, times=15)  # the STEM explorer's dose
+        time.sleep(3)
+        after = [cell_image_digests(driver, 1), cell_output_text(driver, 2), cell_image_digests(driver, 3)]
+        driver.save_screenshot(str(SHOTS / "jupyterlab-widgets-moved.png"))
+        assert widget_problems(driver) == []
+    assert after[0] != before[0], "the XRD explorer did not redraw its plot when its slider moved"
+    assert after[1] != before[1], "the reject-option label did not change when its slider moved"
+    assert after[2] != before[2], "the STEM explorer did not redraw its image when its dose slider moved"
+
+
+@needs_chromium
+def test_a_broken_widget_is_caught(tmp_path, driver):
+    "The check fails when a widget's JavaScript is missing (as nglview 4.0.1's was): it can fail, so its pass means something."
+    write_notebook(tmp_path / "broken.ipynb", [
+        "import ipywidgets as widgets\nfrom traitlets import Unicode\n"
+        "class Missing(widgets.DOMWidget):\n"
+        "    _model_module = Unicode('no-such-widget-module').tag(sync=True)\n"
+        "    _model_module_version = Unicode('9.9.9').tag(sync=True)\n"
+        "    _model_name = Unicode('MissingModel').tag(sync=True)\n"
+        "    _view_module = Unicode('no-such-widget-module').tag(sync=True)\n"
+        "    _view_name = Unicode('MissingView').tag(sync=True)\n"
+        "Missing()"])
+    with jupyter_lab(tmp_path) as (url, token):
+        run_in_lab(driver, url, token, "broken.ipynb")
+        time.sleep(2)
+        problems = widget_problems(driver)
+    assert problems, "a widget whose JavaScript does not exist went unnoticed"
