@@ -302,6 +302,18 @@ def _load_atomap_images() -> pd.DataFrame:
                              pixel_size=float(group["axis-0"].attrs["scale"]), file=f"atomap/{path.relative_to(path.parents[2])}"))
     return pd.DataFrame(rows)
 
+# %% ../nbs/01_data.ipynb #c103
+@register_dataset(
+    "mat2vec_element_vectors", "embedded", "The published mat2vec word vectors of 103 elements (matminer's copy)",
+    "103 elements x 200 dimensions",
+    {"element": "element symbol", "vector": "the word2vec vector, float32 [200]"},
+    None, "matminer: matminer/utils/data_files/matscholar_els.json", "MIT (matminer; mat2vec)",
+    "Tshitoyan et al., Unsupervised word embeddings capture latent knowledge from materials science literature, "
+    "Nature 571, 95 (2019)")
+def _load_mat2vec_elements() -> pd.DataFrame:
+    vectors = json.loads(_package_file("matminer", "utils", "data_files", "matscholar_els.json").read_text())
+    return pd.DataFrame({"element": list(vectors), "vector": [np.asarray(v, np.float32) for v in vectors.values()]})
+
 # %% ../nbs/01_data.ipynb #c034
 class StructureParseError(ValueError):
     "A CIF or POSCAR entry that could not be turned into a `Structure`."

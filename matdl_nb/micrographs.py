@@ -319,12 +319,13 @@ def compare_with_multislice(
     pixel_size: float,  # Angstrom
     material: str = "WSe2",
     source_size: float = 0.3,  # Angstrom: Gaussian blur applied to both images
-    sigmas: np.ndarray = np.linspace(0.2, 0.7, 26),  # Angstrom: probe widths tried for our model
+    sigmas: tuple | None = None,  # Angstrom: probe widths tried for our model (default 0.20, 0.22, ..., 0.70)
 ) -> dict:
     "How our Gaussian Z^1.7 model compares with a multislice image of the same cell (see the text above)."
     from skimage.feature import peak_local_max
     from scipy.spatial import cKDTree
     shape = reference.shape
+    sigmas = np.linspace(0.2, 0.7, 26) if sigmas is None else np.asarray(sigmas, float)
     blurred_ref = ndimage.gaussian_filter(reference, source_size / pixel_size, mode="wrap")
     levels = column_intensities(material)
     tiled = _periodic_columns(columns, cell)

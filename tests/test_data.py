@@ -36,7 +36,7 @@ def test_unparsable_structure_names_its_row():
 def test_embedded_datasets_load_offline():
     sizes = {name: len(load_dataset(name)) for name in list_datasets("embedded").index}
     assert sizes == {"mp_transport": 47_737, "exp_formation_enthalpy": 2_135, "aflow_prototypes": 288,
-                     "atomap_stem_images": 2}
+                     "atomap_stem_images": 2, "mat2vec_element_vectors": 103}
 
 
 def test_grouped_split_has_no_leakage():

@@ -78,6 +78,33 @@ def test_no_visible_cell_needs_a_hidden_import(path):
     assert hidden_dependencies(path) == []
 
 
+def mixed_import_cells(path: Path) -> list[int]:
+    "Code cells, not exported, that import and also do something else: nbdev's docs step runs every cell that imports."
+    found = []
+    for i, cell in enumerate(cells(path)):
+        if cell["cell_type"] != "code" or directives(cell) & {"export", "exporti", "exports"}: continue
+        code = "\n".join(l for l in source(cell).splitlines() if not l.lstrip().startswith(("%", "!")))
+        try: tree = ast.parse(code)
+        except SyntaxError: continue
+        imports = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
+        if imports and any(not isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body): found.append(i)
+    return found
+
+
+def test_the_checker_finds_a_mixed_import_cell(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": "import numpy as np\nfrom x import y"},
+                    {"cell_type": "code", "source": "#| export\nimport os\nA = 1"},
+                    {"cell_type": "code", "source": "from x import y\nz = y(1)"}]}
+    path = tmp_path / "toy.ipynb"; path.write_text(json.dumps(nb))
+    assert mixed_import_cells(path) == [2]
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_imports_stand_in_cells_of_their_own(path):
+    "A cell that imports and computes would run again, out of order, when the docs are built (nbdev's exec_show_docs)."
+    assert mixed_import_cells(path) == [], "move these cells' imports into an import-only cell above them"
+
+
 @pytest.mark.parametrize("path", TOPICS, ids=lambda p: p.stem)
 def test_topic_notebook_is_a_lesson(path):
     text = "\n".join(source(c) for c in cells(path))
