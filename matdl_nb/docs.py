@@ -35,8 +35,8 @@ import matdl_nb
 
 # %% auto #0
 __all__ = ['site_pages', 'proc_docs', 'cell_directives', 'render_page', 'render_site', 'check_site', 'check_quarto_config',
-           'benchmark_results', 'render_readme', 'readme_is_current', 'collapse_carriage_returns', 'tidy_outputs',
-           'record_time', 'execute_notebook', 'matdl_docs']
+           'benchmark_results', 'format_result', 'render_readme', 'readme_is_current', 'collapse_carriage_returns',
+           'tidy_outputs', 'record_time', 'execute_notebook', 'matdl_docs']
 
 # %% ../nbs/90_docs.ipynb #c006
 def _project_root() -> Path: return get_config().config_path
@@ -278,6 +278,12 @@ def benchmark_results(
         pairs = dict(item.split("=", 1) for item in lines[-1].split() if "=" in item)
         results[path.stem] = {k: (float(v) if re.fullmatch(r"-?[\d.]+(e-?\d+)?", v) else v) for k, v in pairs.items()}
     return results
+
+
+def format_result(value) -> str:
+    "A benchmark number as the README's topic table prints it: whole counts with thousands separators, else 4 digits."
+    if not isinstance(value, float): return str(value)
+    return f"{int(value):,}" if value >= 100 and value == int(value) else f"{value:.4g}"
 
 # %% ../nbs/90_docs.ipynb #c020
 def render_readme(

@@ -12,12 +12,12 @@ def test_readme_is_generated_from_index():
 
 def test_readme_shows_every_benchmark_result():
     "The topic table is a stored output of index.ipynb: every committed benchmark's numbers appear in the README."
-    from matdl_nb.docs import benchmark_results
+    from matdl_nb.docs import benchmark_results, format_result
     readme = (ROOT / "README.md").read_text()
     assert "| topic | notebook | measure | paper | ours |" in readme, "run `matdl-docs execute nbs/index.ipynb`"
     for name, values in benchmark_results().items():
         if name.endswith("_gpu"): continue
-        assert f"{values[next(iter(values))]:.4g}" in readme, name
+        assert f"| {format_result(values[next(iter(values))])} |" in readme, name
 
 
 def test_ci_runs_the_readme_test_command():
