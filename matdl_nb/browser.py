@@ -8,6 +8,7 @@ Docs: https://matdl.github.io/matdl_nb/browser.html.md"""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -16,13 +17,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['BrowserError', 'find_chromium', 'chromium_driver', 'wait_for', 'jupyter_lab', 'run_in_lab', 'widget_problems',
-           'output_canvases', 'press_slider', 'cell_output_text', 'cell_images', 'cell_image_digests', 'write_notebook']
+           'output_canvases', 'press_slider', 'cell_output_text', 'cell_images', 'cell_image_digests', 'write_notebook',
+           'serve_folder', 'docs_page_problems', 'check_docs_in_browser']
 
 # %% ../nbs/91_browser.ipynb #c048
 class BrowserError(RuntimeError):
@@ -216,3 +220,72 @@ def write_notebook(
           "nbformat": 4, "nbformat_minor": 5}
     Path(path).write_text(json.dumps(nb, indent=1))
     return Path(path)
+
+# %% ../nbs/91_browser.ipynb #c023
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args): pass  # no line per request on stderr
+
+
+@contextlib.contextmanager
+def serve_folder(folder: str | Path):
+    "Serve `folder` over HTTP on localhost for the duration of the block; yields the base URL."
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try: yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally: server.shutdown(); server.server_close()
+
+# %% ../nbs/91_browser.ipynb #c024
+_PAGE_STATE = """
+const prose = document.body.cloneNode(true);
+prose.querySelectorAll('pre, code, script, style, .MathJax_Preview').forEach(e => e.remove());
+return {typeset: document.querySelectorAll('.MathJax_SVG, .MathJax, .MathJax_CHTML').length,
+        raw: prose.textContent.includes('$$'), errors: window.mathErrors || [],
+        images: document.images.length,
+        broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))
+                     .map(i => (i.getAttribute('src') || '').slice(0, 40)),
+        links: Array.from(document.querySelectorAll('nav a')).map(a => a.getAttribute('href'))};
+"""
+
+
+def docs_page_problems(driver, url: str, timeout: float = 60.0) -> tuple[list[str], dict]:
+    "Open one page, wait for it to load and typeset; (what a reader would see wrong, what the page holds)."
+    driver.get_log("browser")  # forget the console of the page before
+    driver.get(url)
+    wait_for(driver, "return document.readyState === 'complete' && (!window.MathJax || document.body.dataset.math === 'done')",
+             f"{url} to load and typeset its equations", timeout)
+    state, name = driver.execute_script(_PAGE_STATE), url.rsplit("/", 1)[-1]
+    problems = [f"{name}: raw LaTeX ($$) on the page"] if state["raw"] else []
+    problems += [f"{name}: an equation MathJax could not typeset ({error})" for error in state["errors"]]
+    problems += [f"{name}: an image did not decode ({src}...)" for src in state["broken"]]
+    origin = "/".join(url.split("/", 3)[:3])  # messages of this site only, not of the page before
+    problems += [f"{name}: console error: {e['message'][:200]}" for e in driver.get_log("browser")
+                 if e["level"] == "SEVERE" and e["message"].startswith(origin)]
+    return problems, state
+
+# %% ../nbs/91_browser.ipynb #c025
+def check_docs_in_browser(
+    site_dir: str | Path,  # a folder written by `matdl-docs build` (or `docs.render_site`)
+    driver=None,  # a `chromium_driver()`; default a new one, closed at the end
+    shots: str | Path | None = None,  # a folder for one screenshot per page
+) -> list[str]:
+    "Every page the index's sidebar reaches, opened in headless Chromium over HTTP: the problems, empty when none."
+    site_dir, own = Path(site_dir), driver is None
+    driver = driver or chromium_driver()
+    if shots: Path(shots).mkdir(parents=True, exist_ok=True)
+    problems, seen = [], set()
+    driver.get("about:blank")  # leave whatever page was open before
+    try:
+        with serve_folder(site_dir) as base:
+            queue = ["index.html"]
+            while queue:
+                page = queue.pop(0)
+                if page in seen: continue
+                seen.add(page)
+                found, state = docs_page_problems(driver, f"{base}/{page}")
+                problems += found
+                queue += [link for link in state["links"] if link and "://" not in link and link not in seen]
+                if shots: driver.save_screenshot(str(Path(shots) / f"{Path(page).stem}.png"))
+    finally:
+        if own: driver.quit()
+    problems += [f"{p.name}: no sidebar link reaches it" for p in sorted(site_dir.glob("*.html")) if p.name not in seen]
+    return problems

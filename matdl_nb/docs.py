@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import datetime
 import html
+import importlib.util
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,9 +36,9 @@ from pygments.formatters import HtmlFormatter
 import matdl_nb
 
 # %% auto #0
-__all__ = ['site_pages', 'proc_docs', 'cell_directives', 'render_page', 'render_site', 'check_site', 'check_quarto_config',
-           'benchmark_results', 'format_result', 'render_readme', 'readme_is_current', 'collapse_carriage_returns',
-           'tidy_outputs', 'record_time', 'execute_notebook', 'matdl_docs']
+__all__ = ['site_pages', 'proc_docs', 'cell_directives', 'mathjax_folder', 'render_page', 'render_site', 'check_site',
+           'check_quarto_config', 'benchmark_results', 'format_result', 'render_readme', 'readme_is_current',
+           'collapse_carriage_returns', 'tidy_outputs', 'record_time', 'execute_notebook', 'matdl_docs']
 
 # %% ../nbs/90_docs.ipynb #c006
 def _project_root() -> Path: return get_config().config_path
@@ -134,6 +136,26 @@ def _prepare(nb, prefix: str | None) -> tuple[dict, object]:
     nb.cells = cells
     return front, nb
 
+# %% ../nbs/90_docs.ipynb #c045
+_MATHJAX = ('<script type="text/x-mathjax-config">MathJax.Hub.Config({jax: ["input/TeX", "output/SVG"], '
+            'extensions: ["tex2jax.js"], TeX: {extensions: ["AMSmath.js", "AMSsymbols.js"]}, '
+            'tex2jax: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], processEscapes: true}, '
+            # SVG output with the STIX-Web glyphs nbclassic ships: no web fonts to load
+            'SVG: {font: "STIX-Web", linebreaks: {automatic: true}}, showMathMenu: false, messageStyle: "none"}); '
+            # the browser check reads these: typesetting finished, and the equations that failed
+            'MathJax.Hub.Register.StartupHook("End", function () { document.body.dataset.math = "done"; }); '
+            'MathJax.Hub.Register.MessageHook("TeX Jax - parse error", function (m) { '
+            '(window.mathErrors = window.mathErrors || []).push(String(m[1]) + ": " + String(m[2]).slice(0, 80)); });</script>'
+            '<script src="mathjax/MathJax.js"></script>')
+
+
+def mathjax_folder() -> Path | None:
+    "The MathJax 2.7 folder that the `nbclassic` package ships, or None when it is not installed."
+    spec = importlib.util.find_spec("nbclassic")  # finds the package without importing it
+    if spec is None or not spec.origin: return None
+    folder = Path(spec.origin).parent / "static" / "components" / "MathJax"
+    return folder if (folder / "MathJax.js").is_file() else None
+
 # %% ../nbs/90_docs.ipynb #c076
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;display:flex;color:#222;line-height:1.5}
@@ -151,6 +173,7 @@ table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ddd;pad
 def render_page(
     notebook: str | Path,  # a processed notebook in `_proc/`
     nav_html: str = "",  # the navigation bar
+    math: bool = True,  # load MathJax from `mathjax/` beside the page
 ) -> tuple[str, str]:
     "The HTML of one page and its title."
     nb = nbformat.read(notebook, as_version=4)
@@ -166,9 +189,10 @@ def render_page(
     description = front.get("description", "")
     pygments_css = HtmlFormatter().get_style_defs(".highlight")
     page = (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)} - matdl_nb</title><style>{_CSS}\n{pygments_css}</style></head>\n"
-            f"<body>{nav_html}<main><h1>{html.escape(title)}</h1>"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><link rel=\"icon\" href=\"data:,\">"
+            f"<title>{html.escape(title)} - matdl_nb</title><style>{_CSS}\n{pygments_css}</style>"
+            + (_MATHJAX if math else "") + "</head>\n"
+            + f"<body>{nav_html}<main><h1>{html.escape(title)}</h1>"
             + (f"<p class=\"description\">{html.escape(str(description)).replace('`', '')}</p>" if description else "")
             + f"{body}</main></body></html>\n")
     return page, title
@@ -194,6 +218,8 @@ def render_site(
     proc_dir = proc_docs() if process else root / "_proc"
     out_dir = Path(out_dir) if out_dir else root / "_site"
     out_dir.mkdir(parents=True, exist_ok=True)
+    mathjax = mathjax_folder()
+    if mathjax: shutil.copytree(mathjax, out_dir / "mathjax", dirs_exist_ok=True)
     pages = site_pages()
     titles = {}
     for _, nb_name in pages:
@@ -205,7 +231,7 @@ def render_site(
     for _, nb_name in pages:
         path = proc_dir / nb_name
         if not path.exists(): continue
-        page, _ = render_page(path, _nav(pages, titles, _page_name(nb_name)))
+        page, _ = render_page(path, _nav(pages, titles, _page_name(nb_name)), math=mathjax is not None)
         target = out_dir / _page_name(nb_name)
         target.write_text(page, encoding="utf-8")
         written.append(target)
@@ -213,6 +239,7 @@ def render_site(
 
 # %% ../nbs/90_docs.ipynb #c015
 _HREF = re.compile(r'href="([^"#:]*\.html)?(?:#([^"]*))?"')
+_NOT_PROSE = re.compile(r"<(pre|code|script|style)\b.*?</\1>", re.S)
 _ID = re.compile(r'\sid="([^"]+)"')
 
 
@@ -244,6 +271,11 @@ def check_site(
             if target not in html_pages: problems.append(f"{name}: link to missing page {target}")
             elif anchor and anchor.lower() not in ids[target]:
                 problems.append(f"{name}: link to missing anchor {target}#{anchor}")
+    served = (site_dir / "mathjax" / "MathJax.js").is_file()
+    for name, text in html_pages.items():
+        if "$$" in _NOT_PROSE.sub("", text) and not (served and "mathjax/MathJax.js" in text):
+            problems.append(f"{name}: its equations would show as raw LaTeX: install nbclassic (in the dev extra), "
+                            "whose MathJax the site serves, and build again")
     return problems
 
 

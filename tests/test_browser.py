@@ -1,12 +1,14 @@
 """Widgets seen working in a real JupyterLab, in headless Chromium: the 3-D structure view, the XRD and STEM explorers
-(their plots drawn, and redrawn when a slider moves) and the reject-option slider; and a broken widget caught. CI installs Chromium; elsewhere these skip without it."""
+(their plots drawn, and redrawn when a slider moves) and the reject-option slider; and a broken widget caught; the
+built docs pages over HTTP (equations typeset offline, figures decoded, a clean console), and broken pages caught. CI installs Chromium; elsewhere these skip without it."""
 import os
 import time
 from pathlib import Path
 
 import pytest
 
-from matdl_nb.browser import (BrowserError, cell_image_digests, cell_images, cell_output_text, chromium_driver, find_chromium, jupyter_lab,
+from matdl_nb.browser import (BrowserError, cell_image_digests, cell_images, cell_output_text, check_docs_in_browser, chromium_driver,
+                              find_chromium, jupyter_lab,
                               output_canvases, press_slider, run_in_lab, widget_problems, write_notebook)
 
 try:
@@ -86,3 +88,23 @@ def test_a_broken_widget_is_caught(tmp_path, driver):
         time.sleep(2)
         problems = widget_problems(driver)
     assert problems, "a widget whose JavaScript does not exist went unnoticed"
+
+
+@needs_chromium
+def test_docs_pages_render_in_a_browser(tmp_path, driver):
+    "Every page of the built site, over HTTP: equations typeset by the MathJax the site serves, images decoded, a clean console."
+    from matdl_nb.docs import _MATHJAX, render_site
+    site = tmp_path / "site"
+    render_site(site, process=not (Path(__file__).resolve().parents[1] / "_proc").is_dir())
+    assert check_docs_in_browser(site, driver=driver, shots=SHOTS / "docs") == []
+    assert (SHOTS / "docs" / "index.png").is_file() and (SHOTS / "docs" / "xrd.png").is_file()
+    # the check can fail: a page without its math engine, a broken figure, a bad equation, a page no link reaches
+    xrd = (site / "xrd.html").read_text()
+    (site / "xrd.html").write_text(xrd.replace(_MATHJAX, "").replace('src="data:image/png', 'src="missing.png" data-was="', 1))
+    (site / "gnn.html").write_text((site / "gnn.html").read_text().replace("<main>", "<main><p>$$\\frac{1}$$</p>", 1))
+    (site / "orphan.html").write_text("<!doctype html><p>not in the sidebar</p>")
+    problems = check_docs_in_browser(site, driver=driver)
+    assert "xrd.html: raw LaTeX ($$) on the page" in problems
+    assert any(p.startswith("xrd.html: an image did not decode (missing.png") for p in problems)
+    assert any(p.startswith("gnn.html: an equation MathJax could not typeset (Missing argument for \\frac") for p in problems)
+    assert "orphan.html: no sidebar link reaches it" in problems
