@@ -32,7 +32,7 @@ import pandas as pd
 
 from _common import Log
 from matdl_nb.data import load_dataset
-from matdl_nb.text import (SMALL_CORPUS_PPMI, SMALL_CORPUS_SETTINGS, TEXT_COLUMNS, TokenizedCorpus, analogy_scores,
+from matdl_nb.text import (PAPER_SETTINGS, SMALL_CORPUS_PPMI, SMALL_CORPUS_SETTINGS, TEXT_COLUMNS, TokenizedCorpus, analogy_scores,
                            apply_phrases, element_corr_over_seeds, element_similarity_correlation, learn_phrases,
                            ppmi_svd, registry_texts, thermoelectric_ranking, train_word2vec)
 
@@ -85,7 +85,7 @@ def main(argv=None):
     b = best.loc["word2vec"]
     best_w2v = dict(window=int(b.window), vector_size=int(b.vector_size), hs=int(b.hs), negative=int(b.negative))
     best_ppmi = dict(window=int(best.loc["PPMI-SVD"].window), vector_size=int(best.loc["PPMI-SVD"].vector_size))
-    ours_w2v = dict(window=SMALL_CORPUS_SETTINGS["window"], vector_size=SMALL_CORPUS_SETTINGS.get("vector_size", 200),
+    ours_w2v = dict(window=SMALL_CORPUS_SETTINGS["window"], vector_size=SMALL_CORPUS_SETTINGS.get("vector_size", PAPER_SETTINGS["vector_size"]),
                     hs=SMALL_CORPUS_SETTINGS["hs"], negative=SMALL_CORPUS_SETTINGS["negative"])
     ours_ppmi = dict(window=SMALL_CORPUS_PPMI["window"], vector_size=SMALL_CORPUS_PPMI["vector_size"])
     gaps = {}

@@ -273,8 +273,8 @@ def check_docs_in_browser(
     driver = driver or chromium_driver()
     if shots: Path(shots).mkdir(parents=True, exist_ok=True)
     problems, seen = [], set()
-    driver.get("about:blank")  # leave whatever page was open before
     try:
+        driver.get("about:blank")  # leave whatever page was open before
         with serve_folder(site_dir) as base:
             queue = ["index.html"]
             while queue:
