@@ -25,8 +25,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['BrowserError', 'find_chromium', 'chromium_driver', 'wait_for', 'jupyter_lab', 'run_in_lab', 'widget_problems',
-           'output_canvases', 'press_slider', 'cell_output_text', 'cell_images', 'cell_image_digests', 'write_notebook',
-           'serve_folder', 'docs_page_problems', 'check_docs_in_browser']
+           'output_canvases', 'press_slider', 'type_into', 'cell_output_text', 'cell_images', 'cell_image_digests',
+           'write_notebook', 'serve_folder', 'docs_page_problems', 'search_problems', 'check_docs_in_browser']
 
 # %% ../nbs/91_browser.ipynb #c048
 class BrowserError(RuntimeError):
@@ -167,6 +167,16 @@ def output_canvases(driver) -> list[tuple[int, int]]:
         "return Array.from(document.querySelectorAll('.jp-OutputArea canvas')).map(c => [c.width, c.height])")]
 
 # %% ../nbs/91_browser.ipynb #c056
+def _output_element(driver, cell: int, css: str, index: int, what: str):
+    "The `index`-th element matching `css` in the output of the `cell`-th code cell, scrolled into view and focused."
+    from selenium.webdriver.common.by import By
+    cells = driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell")
+    found = cells[cell].find_elements(By.CSS_SELECTOR, f".jp-OutputArea {css}") if cell < len(cells) else []
+    if len(found) <= index: raise BrowserError(f"Code cell {cell} shows {len(found)} {what}(s); there is no {what} {index}.")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus();", found[index])
+    return found[index]
+
+
 def press_slider(
     driver,
     cell: int = 0,  # the code cell whose output holds the slider
@@ -176,14 +186,24 @@ def press_slider(
 ) -> None:
     "Move a slider in the output of a code cell by pressing an arrow key on its handle."
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    cells = driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell")
-    handles = cells[cell].find_elements(By.CSS_SELECTOR, ".jp-OutputArea .noUi-handle") if cell < len(cells) else []
-    if len(handles) <= index:
-        raise BrowserError(f"Code cell {cell} shows {len(handles)} slider(s); there is no slider {index}.")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus();", handles[index])
+    _output_element(driver, cell, ".noUi-handle", index, "slider")  # focused: the keys go to its handle
     ActionChains(driver).send_keys(*[getattr(Keys, key)] * times).perform()
+
+
+# %% ../nbs/91_browser.ipynb #c0561
+def type_into(
+    driver,
+    cell: int,  # the code cell whose output holds the text box
+    text: str,  # what to type (the box is emptied first)
+    index: int = 0,  # which of that output's text boxes, in order
+) -> None:
+    "Replace what a text box in the output of a code cell holds, typing as a user does (ipywidgets' `Text`)."
+    from selenium.webdriver.common.keys import Keys
+    box = _output_element(driver, cell, "input[type='text']", index, "text box")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.BACK_SPACE)
+    box.send_keys(text)
 
 
 def cell_output_text(driver, cell: int) -> str:
@@ -243,7 +263,16 @@ return {typeset: document.querySelectorAll('.MathJax_SVG, .MathJax, .MathJax_CHT
         images: document.images.length,
         broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))
                      .map(i => (i.getAttribute('src') || '').slice(0, 40)),
-        links: Array.from(document.querySelectorAll('nav a')).map(a => a.getAttribute('href'))};
+        links: Array.from(document.querySelectorAll('nav a')).map(a => a.getAttribute('href')),
+        search: !!document.getElementById('search'), pager: document.querySelectorAll('.pager a').length,
+        sticky: document.querySelector('nav') ? getComputedStyle(document.querySelector('nav')).position : '',
+        wide: document.documentElement.scrollWidth > window.innerWidth + 1,
+        decoded: Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length,
+        sections: (() => { const out = {}; let sec = '';
+          document.querySelectorAll('nav > *').forEach(e => {
+            if (e.classList.contains('section')) sec = e.textContent;
+            else if (e.tagName === 'A') (out[sec] = out[sec] || []).push(e.getAttribute('href')); });
+          return out; })()};
 """
 
 
@@ -257,22 +286,47 @@ def docs_page_problems(driver, url: str, timeout: float = 60.0) -> tuple[list[st
     problems = [f"{name}: raw LaTeX ($$) on the page"] if state["raw"] else []
     problems += [f"{name}: an equation MathJax could not typeset ({error})" for error in state["errors"]]
     problems += [f"{name}: an image did not decode ({src}...)" for src in state["broken"]]
+    width = driver.execute_script("return window.innerWidth")
+    if state["sticky"]:  # a page of the docs site, with its sidebar
+        problems += [f"{name}: no search box"] * (not state["search"]) + [f"{name}: no previous/next links"] * (not state["pager"])
+        if width > 800 and state["sticky"] != "sticky": problems.append(f"{name}: the sidebar scrolls away (position {state['sticky']})")
+    if state["wide"]: problems.append(f"{name}: wider than the window at {width} px (scroll it sideways)")
     origin = "/".join(url.split("/", 3)[:3])  # messages of this site only, not of the page before
     problems += [f"{name}: console error: {e['message'][:200]}" for e in driver.get_log("browser")
                  if e["level"] == "SEVERE" and e["message"].startswith(origin)]
     return problems, state
 
 # %% ../nbs/91_browser.ipynb #c025
+def search_problems(driver, url: str, query: str) -> list[str]:
+    "Type `query` into the search box of the page at `url`, follow the first result: what went wrong, if anything."
+    from selenium.webdriver.common.by import By
+    driver.get(url)
+    boxes = driver.find_elements(By.ID, "search")
+    if not boxes: return [f"{url.rsplit('/', 1)[-1]}: no search box"]
+    boxes[0].send_keys(query)
+    try: wait_for(driver, "return document.querySelectorAll('#search-results a').length > 0", f"results for {query!r}", 10)
+    except BrowserError: return [f"searching for {query!r} found nothing"]
+    first = driver.find_element(By.CSS_SELECTOR, "#search-results a")
+    target = first.get_attribute("href")
+    first.click()
+    wait_for(driver, "return document.readyState === 'complete'", "the first search result to open", 20)
+    if driver.current_url.split("#")[0] != target.split("#")[0]: return [f"the first result for {query!r} did not open {target}"]
+    if "404" in driver.title or not driver.find_elements(By.TAG_NAME, "main"): return [f"the first result for {query!r} is a dead link"]
+    return []
+
+
 def check_docs_in_browser(
     site_dir: str | Path,  # a folder written by `matdl-docs build` (or `docs.render_site`)
     driver=None,  # a `chromium_driver()`; default a new one, closed at the end
     shots: str | Path | None = None,  # a folder for one screenshot per page
+    phone: tuple[int, int] = (390, 844),  # every page is opened again at this window size
+    query: str = "perovskite",  # typed into the search box of the index
 ) -> list[str]:
-    "Every page the index's sidebar reaches, opened in headless Chromium over HTTP: the problems, empty when none."
+    "Every page the index's sidebar reaches, opened in headless Chromium over HTTP, also at phone width: the problems."
     site_dir, own = Path(site_dir), driver is None
     driver = driver or chromium_driver()
     if shots: Path(shots).mkdir(parents=True, exist_ok=True)
-    problems, seen = [], set()
+    problems, seen, topics = [], set(), set()
     try:
         driver.get("about:blank")  # leave whatever page was open before
         with serve_folder(site_dir) as base:
@@ -283,8 +337,19 @@ def check_docs_in_browser(
                 seen.add(page)
                 found, state = docs_page_problems(driver, f"{base}/{page}")
                 problems += found
+                if page == "index.html": topics = set(state["sections"].get("Topics", []))
+                if page in topics and not state["decoded"]: problems.append(f"{page}: a topic page that shows no figure")
                 queue += [link for link in state["links"] if link and "://" not in link and link not in seen]
                 if shots: driver.save_screenshot(str(Path(shots) / f"{Path(page).stem}.png"))
+            problems += search_problems(driver, f"{base}/index.html", query)
+            size = driver.get_window_size()
+            driver.set_window_size(*phone)
+            try:
+                for page in sorted(seen):
+                    problems += [f"{p} (phone)" for p in docs_page_problems(driver, f"{base}/{page}")[0]]
+                    if shots and page in ("index.html", "xrd.html"):
+                        driver.save_screenshot(str(Path(shots) / f"phone-{Path(page).stem}.png"))
+            finally: driver.set_window_size(size["width"], size["height"])
     finally:
         if own: driver.quit()
     problems += [f"{p.name}: no sidebar link reaches it" for p in sorted(site_dir.glob("*.html")) if p.name not in seen]

@@ -1,4 +1,4 @@
-"""Run the toolkit's jobs from a terminal, without opening a notebook: list, show and fetch the registered datasets, and simulate the powder pattern of a structure file.
+"""Run the toolkit's jobs from a terminal, without opening a notebook: the tour of every topic, training a model and predicting with it, listing, showing and fetching the registered datasets, and simulating the powder pattern of a structure file.
 
 Docs: https://matdl.github.io/matdl_nb/cli.html.md"""
 
@@ -15,8 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .composition import UnsupportedElementError
 from .core import DownloadError
-from .data import StructureParseError, UnknownDatasetError, get_source, list_datasets, load_dataset, parse_structure
+from .data import FormulaError, StructureParseError, UnknownDatasetError, get_source, list_datasets, load_dataset, parse_structure
+from .jobs import JobError
+from .micrographs import ImageReadError
+
 
 # %% auto #0
 __all__ = ['CLIError', 'InputError', 'read_structure_file', 'main']
@@ -31,7 +35,8 @@ class InputError(Exception):
 
 
 _EXIT_CODES = {CLIError: 2, UnknownDatasetError: 2,  # bad arguments
-               FileNotFoundError: 1, StructureParseError: 1, InputError: 1, DownloadError: 1}  # unreadable input
+               FileNotFoundError: 1, StructureParseError: 1, InputError: 1, DownloadError: 1,  # unreadable input
+               JobError: 1, FormulaError: 1, UnsupportedElementError: 1, ImageReadError: 1}  # data a job cannot use
 
 
 def _options(pairs: list[str] | None) -> dict:
@@ -115,10 +120,88 @@ def _xrd_simulate(args) -> None:
           f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.png')}")
     print(peaks.round(3).to_markdown(index=False))
 
+# %% ../nbs/92_cli.ipynb #c0134
+_KIND_SETTINGS = {"formula_col": ("elemnet", "irnet", "rf"), "crystals": ("xrd",), "images": ("unet",), "lattice": ("unet",)}
+
+
+def _train(args) -> None:
+    import matplotlib
+    matplotlib.use("Agg")  # a terminal has no display
+    from matdl_nb.jobs import MODEL_KINDS, train_job
+    learns = MODEL_KINDS[args.kind][0]
+    if learns in ("formulas", "structures") and not (args.data and args.target):
+        raise CLIError(f"{args.kind} learns from {learns}: give --data (a dataset name, a CSV"
+                       f"{' or a folder of structure files' if learns == 'structures' else ''}) and --target COLUMN")
+    if learns not in ("formulas", "structures") and (args.data or args.target):
+        raise CLIError(f"{args.kind} trains on generated data: --data and --target are not for it")
+    settings = {k: getattr(args, k) for k in _KIND_SETTINGS if getattr(args, k) not in (None, False)}
+    for key in settings:
+        if args.kind not in _KIND_SETTINGS[key]:
+            raise CLIError(f"--{key.replace('_', '-')} is for {', '.join(_KIND_SETTINGS[key])}, not {args.kind}")
+    out = args.out or f"{args.kind}-model"
+    metrics = train_job(args.kind, out, data=args.data, target=args.target, epochs=args.epochs, options=_options(args.option),
+                        overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed, **settings)
+    shown = {k: v for k, v in metrics.items() if k != "figure"}
+    print(pd.Series(shown, dtype=object).to_frame("test").to_markdown())
+    print(f"model folder: {out} (weights, job.json, metrics.json, {metrics['figure']}); predict with `matdl predict {out} ...`")
+
+
+def _predict(args) -> None:
+    from matdl_nb.jobs import predict_job
+    table = predict_job(args.model, args.inputs, out=args.out)
+    print(table.to_markdown(index=False, floatfmt=".4g"))
+    if args.out: print(f"wrote {Path(args.out) / 'predictions.csv'}")
+
+
+def _job_parsers(jobs) -> None:
+    "The `train` and `predict` subcommands."
+    train = jobs.add_parser("train", help="train a model into a model folder")
+    train.add_argument("kind", choices=("elemnet", "irnet", "rf", "cgcnn", "alignn", "xrd", "unet"))
+    train.add_argument("--data", help="a registered dataset, a CSV file, or a folder of CIF/POSCAR files with a CSV")
+    train.add_argument("--target", help="the column to learn")
+    train.add_argument("--out", help="the model folder (default: KIND-model)")
+    train.add_argument("--epochs", type=int, help="training epochs (default: the kind's, as in its notebook)")
+    train.add_argument("--formula-col", help="the formula column of a CSV (default: formula)")
+    train.add_argument("--crystals", type=int, help="xrd: random training crystals (default 3000)")
+    train.add_argument("--images", type=int, help="unet: simulated training images (default 320)")
+    train.add_argument("--lattice", action="store_true", help="unet: generic lattices of columns instead of WSe2")
+    train.add_argument("--option", action="append", metavar="KEY=VALUE", help="a loader option of a registered dataset")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--overwrite", action="store_true", help="replace a model already in the folder")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    train.set_defaults(run=_train)
+    predict = jobs.add_parser("predict", help="predict with a model folder")
+    predict.add_argument("model", help="a folder written by matdl train")
+    predict.add_argument("inputs", nargs="+", help="formulas or CSVs; CIF/POSCAR files or folders; .xy patterns; images")
+    predict.add_argument("--out", help="a folder for predictions.csv (and the columns found in images)")
+    predict.set_defaults(run=_predict)
+
+
+# %% ../nbs/92_cli.ipynb #c0132
+def _tour(args) -> None:
+    import matplotlib
+    matplotlib.use("Agg")  # a terminal has no display
+    from matdl_nb.tour import TOUR_TOPICS, TopicResult, run_tour, summary_table
+    unknown = [t for t in args.topics or [] if t not in TOUR_TOPICS]
+    if unknown: raise CLIError(f"unknown tour topic {', '.join(map(repr, unknown))}; the topics are {', '.join(TOUR_TOPICS)}")
+    mode = "quick" if args.quick else "full"
+    print(f"matdl tour ({mode} mode): {', '.join(args.topics or TOUR_TOPICS)}; the report goes to {args.out}/", flush=True)
+    report = run_tour(args.out, quick=args.quick, topics=args.topics, progress=not args.no_progress)
+    results = [TopicResult(**{k: v for k, v in t.items() if k != "beats_baseline"}) for t in report["topics"]]
+    print(summary_table(results).round(4).to_markdown())
+    print(f"{report['seconds']:.0f} s in all on {report['machine']}; open {Path(args.out) / 'report.html'} in a browser")
+
 # %% ../nbs/92_cli.ipynb #c014
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matdl", description="matdl_nb's jobs from a terminal.")
-    jobs = parser.add_subparsers(dest="command", metavar="{data,xrd}", required=True)
+    jobs = parser.add_subparsers(dest="command", metavar="{tour,train,predict,data,xrd}", required=True)
+    tour = jobs.add_parser("tour", help="every topic end to end, offline, with a report folder")
+    tour.add_argument("--quick", action="store_true", help="small data and few epochs: about 5 minutes on a 2-core CPU")
+    tour.add_argument("--out", default="matdl-tour", help="the report folder (default: matdl-tour)")
+    tour.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these: composition gnn xrd microscopy text uncertainty")
+    tour.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    tour.set_defaults(run=_tour)
+    _job_parsers(jobs)
     data = jobs.add_parser("data", help="the dataset registry").add_subparsers(dest="action", required=True)
     listing = data.add_parser("list", help="one line per registered dataset")
     listing.add_argument("--kind", choices=("embedded", "download", "online"), help="only datasets of this kind")

@@ -32,8 +32,8 @@ from .train import OutputScale, make_dataloader, make_dataloaders, regression_le
 # %% auto #0
 __all__ = ['ELEMNET_ELEMENTS', 'ELEMNET_BLOCKS', 'ELEMNET_DROPOUT', 'UnsupportedElementError', 'element_fractions', 'supported',
            'magpie_labels', 'magpie_features', 'ElemNet', 'ResidualDense', 'IRNet', 'composition_learner', 'predict',
-           'fit_random_forest', 'one_row_per_formula', 'element_family', 'periodic_group', 'element_embedding',
-           'plot_element_embedding', 'fine_tune_learner']
+           'fit_random_forest', 'one_row_per_formula', 'composition_explorer', 'element_family', 'periodic_group',
+           'element_embedding', 'plot_element_embedding', 'fine_tune_learner']
 
 # %% ../nbs/10_composition.ipynb #c006
 ELEMNET_ELEMENTS = (
@@ -253,6 +253,50 @@ def one_row_per_formula(
         warnings.simplefilter("ignore", UserWarning)
         reduced = df[formula_col].map(lambda f: parse_composition(f).reduced_formula)
     return (df.assign(**{formula_col: reduced}).groupby(formula_col, as_index=False)[target].median())
+
+# %% ../nbs/10_composition.ipynb #c0902
+def composition_explorer(
+    model: nn.Module,  # a trained model on element fractions (ElemNet, IRNet)
+    start: str = "Bi2Te3",  # the compound at x = 0
+    end: str = "Sb2Te3",  # the compound at x = 1
+    target: str = "prediction",  # what the model predicts, for the labels
+    units: str = "",
+):
+    "An ipywidgets explorer: two formulas and a mixing slider x -> the prediction along the line between them."
+    import ipywidgets as widgets  # only the explorer needs the widget library
+    from IPython.display import display
+    box_a, box_b = widgets.Text(value=start, description="x = 0"), widgets.Text(value=end, description="x = 1")
+    mix = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="x")
+    output = widgets.Output()
+
+    def update(*_):
+        output.clear_output(wait=True)
+        try: ends = element_fractions([box_a.value, box_b.value], progress=False)
+        except (ValueError, TypeError) as err:  # a formula being typed, or an element outside the model's list
+            with output: print(err)
+            return str(err)
+        xs = np.linspace(0.0, 1.0, 41, dtype=np.float32)
+        line = predict(model, (1 - xs)[:, None] * ends[0] + xs[:, None] * ends[1])
+        here = (1 - mix.value) * ends[0] + mix.value * ends[1]
+        value = float(predict(model, here[None].astype(np.float32))[0])
+        text = f"x = {mix.value:.2f}: {target} {value:.3g} {units}".strip()
+        with output:
+            fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3), gridspec_kw=dict(width_ratios=(2, 1)))
+            left.plot(xs, line, color="C0"); left.plot([mix.value], [value], "o", color="C3")
+            left.set(xlabel=f"x: from {box_a.value} (0) to {box_b.value} (1)", ylabel=f"{target} ({units})" if units else target,
+                     title=text)
+            used = np.flatnonzero(ends.sum(0) > 0)
+            right.bar([ELEMNET_ELEMENTS[j] for j in used], here[used], color="C1"); right.set(ylabel="atomic fraction", ylim=(0, 1))
+            fig.tight_layout()
+            display(fig)  # not plt.show(): that draws nothing when MPLBACKEND names a non-inline backend
+            plt.close(fig)
+        return text
+
+    for w in (box_a, box_b, mix): w.observe(update, names="value")
+    box = widgets.VBox([widgets.HBox([box_a, box_b]), mix, output])
+    box.update = update  # lets code (and tests) redraw and read the prediction
+    update()
+    return box
 
 # %% ../nbs/10_composition.ipynb #c054
 _FAMILIES = ("alkali metal", "alkaline earth", "transition metal", "lanthanide", "actinide", "post-transition metal",

@@ -7,6 +7,7 @@ Docs: https://matdl.github.io/matdl_nb/docs.html.md"""
 # %% ../nbs/90_docs.ipynb #c003
 from __future__ import annotations
 
+import ast
 import contextlib
 import datetime
 import html
@@ -36,9 +37,10 @@ from pygments.formatters import HtmlFormatter
 import matdl_nb
 
 # %% auto #0
-__all__ = ['site_pages', 'proc_docs', 'cell_directives', 'mathjax_folder', 'render_page', 'render_site', 'check_site',
-           'check_quarto_config', 'benchmark_results', 'format_result', 'render_readme', 'readme_is_current',
-           'collapse_carriage_returns', 'tidy_outputs', 'record_time', 'execute_notebook', 'matdl_docs']
+__all__ = ['site_pages', 'proc_docs', 'cell_directives', 'mathjax_folder', 'render_page', 'library_classes', 'show_classes',
+           'search_entries', 'render_site', 'check_site', 'check_quarto_config', 'benchmark_results', 'format_result',
+           'render_readme', 'readme_is_current', 'collapse_carriage_returns', 'tidy_outputs', 'record_time',
+           'execute_notebook', 'matdl_docs']
 
 # %% ../nbs/90_docs.ipynb #c006
 def _project_root() -> Path: return get_config().config_path
@@ -159,14 +161,28 @@ def mathjax_folder() -> Path | None:
 # %% ../nbs/90_docs.ipynb #c076
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;display:flex;color:#222;line-height:1.5}
-nav{width:15rem;flex:none;padding:1rem;background:#f6f8fa;border-right:1px solid #ddd;min-height:100vh;font-size:.9rem}
+nav{width:15rem;flex:none;padding:1rem;background:#f6f8fa;border-right:1px solid #ddd;font-size:.9rem;box-sizing:border-box;
+    position:sticky;top:0;height:100vh;overflow-y:auto}
 nav .section{margin-top:.8rem;font-weight:600;color:#555} nav a{display:block;color:#0366d6;text-decoration:none;padding:.1rem 0}
 nav a.current{font-weight:700;color:#111}
-main{max-width:60rem;padding:1rem 2rem;overflow-x:auto} .description{font-style:italic;opacity:.75;font-size:1.15rem}
+#search{width:100%;box-sizing:border-box;padding:.3rem .4rem;margin-bottom:.4rem;border:1px solid #ccc;border-radius:4px}
+#search-results a{display:block;padding:.2rem 0;border-bottom:1px solid #e5e5e5} #search-results small{display:block;color:#666}
+main{flex:1;min-width:0;max-width:60rem;padding:1rem 2rem;overflow-wrap:break-word;overflow-x:auto}
+.description{font-style:italic;opacity:.75;font-size:1.15rem}
+aside.toc{width:14rem;flex:none;padding:1rem;font-size:.8rem;box-sizing:border-box;position:sticky;top:0;height:100vh;overflow-y:auto}
+aside.toc .title{font-weight:600;color:#555;margin-bottom:.3rem} aside.toc a{display:block;color:#555;text-decoration:none;padding:.1rem 0}
+aside.toc a.sub{padding-left:.8rem;font-family:monospace}
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;font-size:.85rem} .jp-OutputArea pre{background:#fff;border-left:3px solid lightsalmon}
-table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ddd;padding:.2rem .5rem} img{max-width:100%}
+.jp-OutputArea-output,.jp-RenderedHTMLCommon,.jp-RenderedMarkdown{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:.85rem;display:block;overflow-x:auto;max-width:100%}
+td,th{border:1px solid #ddd;padding:.2rem .5rem} img{max-width:100%;height:auto}
 .jp-InputPrompt,.jp-OutputPrompt{display:none}
 .widget-note{border-left:3px solid #0366d6;padding:.3rem .6rem;background:#f1f8ff;font-size:.9rem}
+.pager{display:flex;justify-content:space-between;gap:1rem;margin:2.5rem 0 1rem;padding-top:1rem;border-top:1px solid #ddd}
+.pager a{color:#0366d6;text-decoration:none} .pager .next{margin-left:auto;text-align:right}
+@media (max-width:1150px){aside.toc{display:none}}
+@media (max-width:800px){body{display:block} nav{position:static;width:auto;height:auto;border-right:none;border-bottom:1px solid #ddd}
+  nav{max-height:45vh} nav a{display:inline-block;margin-right:.9rem} nav .section{margin-top:.4rem} main{padding:.8rem}}
 """
 
 
@@ -174,6 +190,8 @@ def render_page(
     notebook: str | Path,  # a processed notebook in `_proc/`
     nav_html: str = "",  # the navigation bar
     math: bool = True,  # load MathJax from `mathjax/` beside the page
+    pager_html: str = "",  # the previous / next links
+    classes: set | None = None,  # names the library defines as classes (default: `library_classes()`)
 ) -> tuple[str, str]:
     "The HTML of one page and its title."
     nb = nbformat.read(notebook, as_version=4)
@@ -185,6 +203,7 @@ def render_page(
     body = re.sub(r'<div class="jp-Cell jp-CodeCell[^"]*">\s*<div class="jp-Cell-inputWrapper"[^>]*>.*?'
                   r'<div class="highlight hl-ipython3"><pre><span></span>\s*</pre></div>.*?</div>\s*</div>\s*</div>\s*</div>',
                   lambda m: m.group(0).split('<div class="jp-Cell-inputWrapper"')[0], body, flags=re.S)
+    body = show_classes(body, library_classes() if classes is None else classes)
     title = str(front.get("title", Path(notebook).stem))
     description = front.get("description", "")
     pygments_css = HtmlFormatter().get_style_defs(".highlight")
@@ -194,12 +213,91 @@ def render_page(
             + (_MATHJAX if math else "") + "</head>\n"
             + f"<body>{nav_html}<main><h1>{html.escape(title)}</h1>"
             + (f"<p class=\"description\">{html.escape(str(description)).replace('`', '')}</p>" if description else "")
-            + f"{body}</main></body></html>\n")
+            + f"{body}{pager_html}</main>{_toc(body)}{_SEARCH_JS if nav_html else ''}</body></html>\n")
     return page, title
+
+# %% ../nbs/90_docs.ipynb #c0761
+def library_classes() -> set[str]:
+    "Names of the classes the library's modules define at top level (read from their source, nothing imported)."
+    names = set()
+    for path in get_config().lib_path.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names |= {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    return names
+
+
+_DEF = re.compile(r'<span class="k">def</span>(<span class="w"> </span><span class="nf">(\w+)</span>)')
+
+
+def show_classes(body: str, classes: set[str]) -> str:
+    "nbdev's `show_doc` writes every signature as `def Name(`: make those of classes read `class Name(`."
+    return _DEF.sub(lambda m: f'<span class="k">{"class" if m.group(2) in classes else "def"}</span>{m.group(1)}', body)
+
+
+_HEADING = re.compile(r'<h([23]) id="([^"]+)"[^>]*>(.*?)</h\1>', re.S)
+
+
+def _text(fragment: str) -> str:
+    "Visible text of an HTML fragment, whitespace collapsed."
+    fragment = re.sub(r"<(script|style)\b.*?</\1>", " ", fragment, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).replace("¶", " ").split())
+
+
+def _toc(body: str) -> str:
+    "The in-page table of contents: every section (h2) and entry (h3) of the page."
+    sub = {"2": "", "3": ' class="sub"'}
+    links = [f'<a href="#{anchor}"{sub[level]}>{html.escape(_text(text))}</a>' for level, anchor, text in _HEADING.findall(body)]
+    return f'<aside class="toc"><div class="title">On this page</div>{"".join(links)}</aside>' if len(links) > 1 else ""
+
+
+def _pager(pages: list[str], titles: dict[str, str], current: str) -> str:
+    "Links to the previous and the next page of the sidebar's order."
+    i = pages.index(current)
+    prev = f'<a class="prev" href="{_page_name(pages[i - 1])}">← {html.escape(titles[pages[i - 1]])}</a>' if i > 0 else ""
+    nxt = f'<a class="next" href="{_page_name(pages[i + 1])}">{html.escape(titles[pages[i + 1]])} →</a>' if i + 1 < len(pages) else ""
+    return f'<div class="pager">{prev}{nxt}</div>'
+
+# %% ../nbs/90_docs.ipynb #c0763
+def search_entries(page: str, href: str, title: str) -> list[dict]:
+    "What the search box looks through: one entry per section of a rendered page (its heading, anchor and text)."
+    body = page.split("<main>", 1)[-1].split("</main>", 1)[0]
+    parts = _HEADING.split(body)  # text, then (level, anchor, heading, text) for each heading
+    entries = [dict(page=href, anchor="", title=title, heading=title, text=_text(parts[0])[:2000])]
+    for k in range(1, len(parts), 4):
+        entries.append(dict(page=href, anchor=parts[k + 1], title=title, heading=_text(parts[k + 2]), text=_text(parts[k + 3])[:2000]))
+    return entries
+
+
+_SEARCH_JS = """<script src="search.js"></script><script>
+(function () {
+  const box = document.getElementById('search'), out = document.getElementById('search-results');
+  if (!box || !window.SEARCH_INDEX) return;
+  box.addEventListener('input', function () {
+    const words = box.value.toLowerCase().split(/\\s+/).filter(w => w.length > 1);
+    out.innerHTML = '';
+    if (!words.length) return;
+    const hits = window.SEARCH_INDEX.map(e => {
+      const hay = (e.heading + ' ' + e.text).toLowerCase(), head = e.heading.toLowerCase();
+      if (!words.every(w => hay.includes(w))) return null;
+      return [words.filter(w => head.includes(w)).length, e];
+    }).filter(Boolean).sort((a, b) => b[0] - a[0]).slice(0, 12);
+    for (const [, e] of hits) {
+      const a = document.createElement('a'), at = e.text.toLowerCase().indexOf(words[0]);
+      a.href = e.page + (e.anchor ? '#' + e.anchor : '');
+      a.textContent = e.title + (e.heading !== e.title ? ': ' + e.heading : '');
+      const s = document.createElement('small');
+      s.textContent = e.text.slice(Math.max(0, at - 40), Math.max(0, at - 40) + 120);
+      a.appendChild(s); out.appendChild(a);
+    }
+    if (!hits.length) out.textContent = 'nothing found';
+  });
+})();
+</script>"""
 
 # %% ../nbs/90_docs.ipynb #c013
 def _nav(pages: list[tuple[str, str]], titles: dict[str, str], current: str) -> str:
-    parts, section = ["<nav>"], None
+    parts, section = ['<nav><input id="search" type="search" placeholder="Search the docs" aria-label="Search the docs">'
+                      '<div id="search-results"></div>'], None
     for sec, nb_name in pages:
         if sec != section and sec:
             parts.append(f"<div class=\"section\">{html.escape(sec)}</div>"); section = sec
@@ -227,14 +325,16 @@ def render_site(
         if path.exists():
             front, _ = _prepare(nbformat.read(path, as_version=4), _doc_prefix())
             titles[nb_name] = str(front.get("title", Path(nb_name).stem))
-    written = []
-    for _, nb_name in pages:
-        path = proc_dir / nb_name
-        if not path.exists(): continue
-        page, _ = render_page(path, _nav(pages, titles, _page_name(nb_name)), math=mathjax is not None)
-        target = out_dir / _page_name(nb_name)
-        target.write_text(page, encoding="utf-8")
-        written.append(target)
+    written, entries, classes = [], [], library_classes()
+    order = [nb_name for _, nb_name in pages if nb_name in titles]
+    for nb_name in order:
+        href = _page_name(nb_name)
+        page, title = render_page(proc_dir / nb_name, _nav(pages, titles, href), math=mathjax is not None,
+                                  pager_html=_pager(order, titles, nb_name), classes=classes)
+        (out_dir / href).write_text(page, encoding="utf-8")
+        written.append(out_dir / href)
+        entries += search_entries(page, href, title)
+    (out_dir / "search.js").write_text("window.SEARCH_INDEX = " + json.dumps(entries, ensure_ascii=False) + ";\n", encoding="utf-8")
     return written
 
 # %% ../nbs/90_docs.ipynb #c015
@@ -271,6 +371,13 @@ def check_site(
             if target not in html_pages: problems.append(f"{name}: link to missing page {target}")
             elif anchor and anchor.lower() not in ids[target]:
                 problems.append(f"{name}: link to missing anchor {target}#{anchor}")
+    classes = library_classes()
+    for name, text in html_pages.items():
+        shown = {m.group(2) for m in _DEF.finditer(text)} & classes
+        problems += [f"{name}: class {c} is shown as a function (def {c})" for c in sorted(shown)]
+        if "<nav>" in text and not ('id="search"' in text and 'class="pager"' in text):
+            problems.append(f"{name}: no search box or no previous/next links")
+    if html_pages and not (site_dir / "search.js").is_file(): problems.append("search.js is missing: the search box finds nothing")
     served = (site_dir / "mathjax" / "MathJax.js").is_file()
     for name, text in html_pages.items():
         if "$$" in _NOT_PROSE.sub("", text) and not (served and "mathjax/MathJax.js" in text):
@@ -279,6 +386,7 @@ def check_site(
     return problems
 
 
+# %% ../nbs/90_docs.ipynb #c0151
 def check_quarto_config() -> list[str]:
     "Problems with `nbs/_quarto.yml` and the files it names, for users who render with Quarto."
     nbs = get_config().nbs_path

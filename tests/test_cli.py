@@ -1,4 +1,5 @@
 """The installed `matdl` console script, run as a user runs it: in a real subprocess."""
+import json
 import os
 import shutil
 import subprocess
@@ -7,21 +8,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 
 SCRIPT = shutil.which("matdl") or str(Path(sys.executable).parent / "matdl")
 
 
-def matdl(*words, cwd=None):
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    return subprocess.run([SCRIPT, *map(str, words)], capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+def matdl(*words, cwd=None, env=None):
+    env = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
+    return subprocess.run([SCRIPT, *map(str, words)], capture_output=True, text=True, timeout=600, cwd=cwd,
+                          env={k: v for k, v in env.items() if v is not None})
 
 
 def test_the_script_is_installed():
     assert Path(SCRIPT).is_file(), "reinstall the package (pip install -e .) to get the matdl console script"
 
 
-@pytest.mark.parametrize("words", [(), ("data",), ("data", "list"), ("data", "show"), ("data", "fetch"), ("xrd",),
+@pytest.mark.parametrize("words", [(), ("tour",), ("train",), ("predict",), ("data",), ("data", "list"), ("data", "show"), ("data", "fetch"), ("xrd",),
                                    ("xrd", "simulate")])
 def test_every_subcommand_has_help(words):
     done = matdl(*words, "--help")
@@ -66,3 +68,75 @@ def test_xrd_simulate_writes_a_pattern(tmp_path):
     Structure.from_file(cif).to(filename=str(poscar), fmt="poscar")
     assert matdl("xrd", "simulate", poscar, "--out", tmp_path / "out" / "nacl").returncode == 0
     assert (tmp_path / "out" / "nacl.csv").is_file()
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory):
+    "Two quick topics of the tour as a new user runs them: offline, an empty cache, no data mirror."
+    root = tmp_path_factory.mktemp("tour")
+    done = matdl("tour", "--quick", "--topics", "gnn", "text", "--out", root / "report", "--no-progress",
+                 env={"MATDL_HOME": str(root / "cache"), "MATDL_OFFLINE": "1", "MATDL_MIRROR": None})
+    return done, root / "report"
+
+
+def test_tour_writes_its_report_offline_without_a_mirror(tour):
+    done, out = tour
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["gnn.png", "report.html", "report.json", "report.md", "text.png"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["mode"] == "quick" and [t["topic"] for t in report["topics"]] == ["gnn", "text"]
+    assert all(t["beats_baseline"] for t in report["topics"]), report["topics"]
+    assert "| gnn " in done.stdout and "| text " in done.stdout and "report.html" in done.stdout  # the summary table
+    markdown = (out / "report.md").read_text()
+    assert markdown.count("![") == 2 and "## Word embeddings of materials text" in markdown
+
+
+def test_tour_report_opens_in_a_browser(tour):
+    from matdl_nb.browser import BrowserError, chromium_driver, docs_page_problems, find_chromium, serve_folder
+    try: find_chromium()
+    except BrowserError:
+        if os.environ.get("CI"): raise
+        pytest.skip("needs chromium and chromedriver")
+    done, out = tour
+    driver = chromium_driver()
+    try:
+        with serve_folder(out) as base:
+            problems, state = docs_page_problems(driver, f"{base}/report.html")
+    finally: driver.quit()
+    assert problems == [] and state["images"] == 2
+
+
+def test_tour_refuses_an_unknown_topic(tmp_path):
+    done = matdl("tour", "--topics", "gnn", "nlp", "--out", tmp_path / "r")
+    assert done.returncode == 2 and "unknown tour topic 'nlp'" in done.stderr and not (tmp_path / "r").exists()
+
+
+def test_train_and_predict_on_the_users_csv(tmp_path):
+    table = pd.DataFrame({"formula": ["NaCl", "KCl", "LiF", "MgO", "CaO", "Al2O3", "Fe2O3", "TiO2", "ZnO", "CuO"] * 4,
+                          "y": [float(i % 7) for i in range(40)]})
+    (tmp_path / "mine.csv").write_text(table.to_csv(index=False))
+    frame = pd.read_csv(tmp_path / "mine.csv")
+    assert len(frame) == 40
+    done = matdl("train", "elemnet", "--data", tmp_path / "mine.csv", "--target", "y", "--epochs", "2", "--out", tmp_path / "m",
+                 "--no-progress")
+    # ten formulas, each four times: one row per formula is too few for a model, and the error says why
+    assert done.returncode == 1 and "only 10 usable rows" in done.stderr and not (tmp_path / "m").exists(), done.stderr
+    rows = pd.DataFrame({"formula": [f"Fe{a}Ni{b}" for a in range(1, 8) for b in range(1, 6)], "y": [0.1 * i for i in range(35)]})
+    rows.to_csv(tmp_path / "alloys.csv", index=False)
+    done = matdl("train", "elemnet", "--data", tmp_path / "alloys.csv", "--target", "y", "--epochs", "2", "--out", tmp_path / "m",
+                 "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"config.json", "job.json", "metrics.json", "parity.png", "weights.pt"}
+    rows_used = json.loads((tmp_path / "m" / "job.json").read_text())["rows"]
+    distinct = {Composition(f).reduced_formula for f in rows.formula}  # polymorphs and multiples (Fe2Ni2) become one row
+    assert sum(rows_used.values()) == len(distinct) == 26 and rows_used["test"] > 0, rows_used
+    done = matdl("predict", tmp_path / "m", "FeNi", tmp_path / "alloys.csv", "--out", tmp_path / "p")
+    assert done.returncode == 0 and "| FeNi " in done.stdout, done.stderr
+    assert len(pd.read_csv(tmp_path / "p" / "predictions.csv")) == 36
+    assert matdl("predict", tmp_path / "m", "Xx2O").returncode == 1  # an unknown element
+    assert matdl("predict", tmp_path, "FeNi").returncode == 1  # not a model folder
+    wrong = matdl("train", "elemnet", "--data", tmp_path / "alloys.csv", "--target", "z", "--out", tmp_path / "n")
+    assert wrong.returncode == 1 and "no target column 'z'; its columns: formula, y" in wrong.stderr
+    assert matdl("train", "elemnet", "--data", tmp_path / "alloys.csv").returncode == 2  # no --target
+    assert matdl("train", "xrd", "--target", "y").returncode == 2  # xrd trains on generated data
+    assert matdl("train", "elemnet", "--data", tmp_path / "alloys.csv", "--target", "y", "--images", "5").returncode == 2

@@ -26,5 +26,11 @@ def test_ci_runs_the_readme_test_command():
     assert "nbdev-test" in ci and "pytest" in ci
 
 
+def test_ci_runs_the_readme_tour():
+    readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -c constraints-cpu.txt -e ".[dev]" && matdl tour --quick' in readme
+    assert "env -u MATDL_MIRROR" in ci and "matdl tour --quick" in ci  # without the mirror, as a new user
+
+
 def test_quarto_config_is_valid():
     assert check_quarto_config() == []
