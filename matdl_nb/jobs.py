@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import os
 import shutil
-import warnings
 from pathlib import Path
 from typing import Sequence
 

@@ -7,22 +7,21 @@ Docs: https://matdl.github.io/matdl_nb/tour.html.md"""
 # %% ../nbs/93_tour.ipynb #c010
 from __future__ import annotations
 
-import base64
 import datetime
 import html
 import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .core import by_mode, get_device, is_quick, seed_everything, set_quick
+from .core import by_mode, get_device, seed_everything, set_quick
 from .data import load_dataset, random_split
 
 # %% auto #0
@@ -322,21 +321,23 @@ def _run_topic(name: str, out: Path, progress: bool = True) -> TopicResult:
     from fastprogress.fastprogress import ConsoleProgressBar, progress_bar
     function, (full, quick) = TOUR_TOPICS[name]
     start, steps, n = time.perf_counter(), function(out), by_mode(full=full, quick=quick)
-    bar = progress_bar(range(n), display=progress)
-    bar.on_iter_begin()  # what iterating over the bar would do; here the generator drives it
+    bar = progress_bar(range(n)) if progress else None
+    if bar: bar.on_iter_begin()  # what iterating over the bar would do; here the generator drives it
     done = 0
     while True:
         try: label = next(steps)  # the generator says which step starts; the steps before it are done
         except StopIteration as finished:
             result = finished.value
             break
-        bar.comment = f"{name}: {label}"
-        bar.update(min(done, n))
+        if bar:
+            bar.comment = f"{name}: {label}"
+            bar.update(min(done, n))
         done += 1
-    bar.comment = f"{name}: done"
-    bar.update(n)
-    bar.on_iter_end()
-    if progress and isinstance(bar, ConsoleProgressBar): print()  # the next topic's bar starts on a new line
+    if bar:
+        bar.comment = f"{name}: done"
+        bar.update(n)
+        bar.on_iter_end()
+        if isinstance(bar, ConsoleProgressBar): print()  # the next topic's bar starts on a new line
     result.seconds = round(time.perf_counter() - start, 1)
     return result
 
