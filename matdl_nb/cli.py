@@ -17,8 +17,8 @@ import pandas as pd
 
 from .composition import UnsupportedElementError
 from .core import DownloadError
-from .data import FormulaError, StructureParseError, UnknownDatasetError, get_source, list_datasets, load_dataset, parse_structure
-from .jobs import JobError
+from .data import FormulaError, StructureParseError, UnknownDatasetError, get_source, list_datasets, load_dataset
+from .jobs import JobError, read_structure, structure_format
 from .micrographs import ImageReadError
 
 
@@ -71,22 +71,12 @@ def _data_fetch(args) -> None:
     print(f"{args.name}: {len(frame):,} rows x {frame.shape[1]} columns ({columns}); {where}.")
 
 # %% ../nbs/92_cli.ipynb #c011
-def _structure_format(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(".cif"): return "cif"
-    if name.endswith(".vasp") or name.startswith(("poscar", "contcar")): return "poscar"
-    raise CLIError(f"{path}: cannot tell the format from the name; use a .cif file, or POSCAR/CONTCAR/.vasp")
-
-
 def read_structure_file(path: str | Path):
-    "A `Structure` from a CIF or POSCAR file, or an error that names the file."
-    path = Path(path)
-    if path.is_dir(): raise InputError(f"{path}: a folder, not a structure file")
-    fmt = _structure_format(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
-    try: text = path.read_text()
-    except UnicodeDecodeError as err: raise StructureParseError(f"Could not read {path} as text: {err}") from err
-    return parse_structure(text, fmt, label=str(path))
+    "A `Structure` from a CIF or POSCAR file (`jobs.read_structure`); a name that says neither format is a bad argument."
+    if not Path(path).is_dir() and structure_format(path) is None:
+        raise CLIError(f"{path}: cannot tell the format from the name; use a .cif file, or POSCAR/CONTCAR/.vasp")
+    return read_structure(path)
+
 
 # %% ../nbs/92_cli.ipynb #c012
 def _xrd_simulate(args) -> None:
@@ -181,14 +171,13 @@ def _job_parsers(jobs) -> None:
 def _tour(args) -> None:
     import matplotlib
     matplotlib.use("Agg")  # a terminal has no display
-    from matdl_nb.tour import TOUR_TOPICS, TopicResult, run_tour, summary_table
+    from matdl_nb.tour import TOUR_TOPICS, run_tour, summary_table
     unknown = [t for t in args.topics or [] if t not in TOUR_TOPICS]
     if unknown: raise CLIError(f"unknown tour topic {', '.join(map(repr, unknown))}; the topics are {', '.join(TOUR_TOPICS)}")
     mode = "quick" if args.quick else "full"
     print(f"matdl tour ({mode} mode): {', '.join(args.topics or TOUR_TOPICS)}; the report goes to {args.out}/", flush=True)
     report = run_tour(args.out, quick=args.quick, topics=args.topics, progress=not args.no_progress)
-    results = [TopicResult(**{k: v for k, v in t.items() if k != "beats_baseline"}) for t in report["topics"]]
-    print(summary_table(results).round(4).to_markdown())
+    print(summary_table(report["topics"]).round(4).to_markdown())
     print(f"{report['seconds']:.0f} s in all on {report['machine']}; open {Path(args.out) / 'report.html'} in a browser")
 
 # %% ../nbs/92_cli.ipynb #c014

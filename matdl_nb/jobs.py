@@ -23,9 +23,9 @@ from .core import seed_everything
 from .data import load_dataset, parse_structure, random_split
 
 # %% auto #0
-__all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'JobError', 'read_table', 'composition_table', 'structure_files', 'read_structure',
-           'structure_table', 'train_composition', 'train_structures', 'train_xrd', 'train_unet', 'train_job',
-           'read_pattern', 'pattern_on_grid', 'predict_job']
+__all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'JobError', 'read_table', 'composition_table', 'structure_format', 'structure_files',
+           'read_structure', 'structure_table', 'train_composition', 'train_structures', 'train_xrd', 'train_unet',
+           'train_job', 'read_pattern', 'pattern_on_grid', 'predict_job']
 
 # %% ../nbs/94_jobs.ipynb #c012
 MODEL_KINDS = {  # kind: (what it learns from, default epochs)
@@ -70,19 +70,31 @@ def composition_table(data, target: str, formula_col: str = "formula", options: 
     return frame.reset_index(drop=True), dropped
 
 
+def structure_format(path: str | Path) -> str | None:
+    "'cif' or 'poscar' as the file's name says (.cif; POSCAR, CONTCAR or .vasp), None when it says neither."
+    name = Path(path).name.lower()
+    if name.endswith(".cif"): return "cif"
+    if name.endswith(".vasp") or name.startswith(("poscar", "contcar")): return "poscar"
+    return None
+
+
 def structure_files(path: str | Path) -> list[Path]:
     "The CIF and POSCAR files of a folder (or the one file given), sorted."
     path = Path(path)
     if path.is_file(): return [path]
     if not path.is_dir(): raise FileNotFoundError(f"{path}: no such file or folder")
-    found = sorted(p for p in path.iterdir() if p.suffix.lower() in (".cif", ".vasp") or p.name.lower().startswith(("poscar", "contcar")))
+    found = sorted(p for p in path.iterdir() if p.is_file() and structure_format(p))
     if not found: raise JobError(f"{path}: no .cif, .vasp or POSCAR files in this folder")
     return found
 
 
-def read_structure(path: Path):
+def read_structure(path: str | Path):
     "One pymatgen `Structure` from a CIF or POSCAR file; the error names the file."
-    fmt = "cif" if path.suffix.lower() == ".cif" else "poscar"
+    path = Path(path)
+    if path.is_dir(): raise JobError(f"{path}: a folder, not a structure file")
+    fmt = structure_format(path)
+    if fmt is None: raise JobError(f"{path}: cannot tell the format from the name; use a .cif file, or POSCAR/CONTCAR/.vasp")
+    if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
     try: text = path.read_text()
     except UnicodeDecodeError as err: raise JobError(f"{path}: not a text file ({err})") from err
     return parse_structure(text, fmt, label=str(path))
@@ -321,7 +333,7 @@ def pattern_on_grid(two_theta: np.ndarray, intensity: np.ndarray, grid: np.ndarr
     return pattern / (pattern.max() or 1.0), float(inside.mean())
 
 # %% ../nbs/94_jobs.ipynb #c052
-def _predict_formulas(model_dir: Path, job: dict, inputs: Sequence[str]) -> pd.DataFrame:
+def _predict_formulas(model_dir: Path, job: dict, inputs: Sequence[str], out: Path | None = None) -> pd.DataFrame:
     from matdl_nb.composition import element_fractions, magpie_features, predict
     from matdl_nb.train import load_model
     formulas = []
@@ -338,7 +350,7 @@ def _predict_formulas(model_dir: Path, job: dict, inputs: Sequence[str]) -> pd.D
     return pd.DataFrame({"formula": formulas, f"predicted {job['target']}": values})
 
 
-def _predict_structures(model_dir: Path, job: dict, inputs: Sequence[str]) -> pd.DataFrame:
+def _predict_structures(model_dir: Path, job: dict, inputs: Sequence[str], out: Path | None = None) -> pd.DataFrame:
     from matdl_nb.gnn import predict_structures
     from matdl_nb.train import load_model
     files = [f for name in inputs for f in structure_files(name)]
@@ -348,7 +360,7 @@ def _predict_structures(model_dir: Path, job: dict, inputs: Sequence[str]) -> pd
                          f"predicted {job['target']}": values})
 
 # %% ../nbs/94_jobs.ipynb #c054
-def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], top: int = 3) -> pd.DataFrame:
+def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], out: Path | None = None, top: int = 3) -> pd.DataFrame:
     import torch
     from matdl_nb.data import CRYSTAL_SYSTEMS
     from matdl_nb.train import load_model, load_model_config
@@ -358,11 +370,12 @@ def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], top: in
     rows = []
     for name in inputs:
         path = Path(name)
-        if path.suffix.lower() in (".cif", ".vasp") or path.name.lower().startswith(("poscar", "contcar")):
+        if structure_format(path):
             pattern, covered = simulate_pattern(read_structure(path), grid=grid).astype(np.float32), 1.0
         else: pattern, covered = pattern_on_grid(*read_pattern(path), grid.numpy())
         with torch.no_grad(): logits = model(torch.from_numpy(pattern)[None, None])[0]
-        systems, groups = logits[:7].softmax(0).numpy(), logits[7:].softmax(0).numpy()
+        n = len(CRYSTAL_SYSTEMS)  # the crystal-system head, then the space-group head
+        systems, groups = logits[:n].softmax(0).numpy(), logits[n:].softmax(0).numpy()
         best_s, best_g = np.argsort(-systems)[:top], np.argsort(-groups)[:top]
         rows.append({"file": str(path), "grid covered": round(covered, 3),
                      "crystal system": ", ".join(f"{CRYSTAL_SYSTEMS[i]} ({systems[i]:.0%})" for i in best_s),
@@ -402,8 +415,9 @@ def predict_job(
     if not inputs: raise JobError("nothing to predict: give formulas, a CSV, structure files, patterns or images")
     learns = MODEL_KINDS[job["kind"]][0]
     out = Path(out) if out is not None else None
-    table = {"formulas": _predict_formulas, "structures": _predict_structures, "patterns": _predict_patterns}[learns](
-        model_dir, job, inputs) if learns != "images" else _predict_images(model_dir, job, inputs, out)
+    predictor = {"formulas": _predict_formulas, "structures": _predict_structures, "patterns": _predict_patterns,
+                 "images": _predict_images}[learns]
+    table = predictor(model_dir, job, inputs, out)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "predictions.csv", index=False)

@@ -164,7 +164,7 @@ def tour_xrd(out: Path) -> Iterator[str]:
         "random crystals (augmented patterns), tested on new random crystals and on pymatgen's 288 AFLOW prototypes",
         "crystal-system accuracy, AFLOW prototypes", rows[1]["crystal-system accuracy"], rows[1]["always the largest class"],
         "always answering the largest class", True, rows, _save(fig, out, "xrd"),
-        "The prototypes' patterns are simulated from real structure types; measured patterns are harder (issue 14).")
+        "The prototypes' patterns are simulated from real structure types; measured patterns are harder (the XRD notebook).")
 
 # %% ../nbs/93_tour.ipynb #c050
 def tour_microscopy(out: Path) -> Iterator[str]:
@@ -295,7 +295,7 @@ def tour_uncertainty(out: Path) -> Iterator[str]:
     rows = []
     for name, (mean, std) in methods.items():
         report = uq_report(y["test"], mean, std)
-        half, everything = reject_curve(y["test"], mean, std, fractions=np.array([0.5, 1.0]))[1]
+        half = reject_curve(y["test"], mean, std, fractions=np.array([0.5]))[1][0]
         rows.append({"method": name, "MAE (eV/atom)": report["mae"], "MAE, most confident half": float(half),
                      "Spearman |error| vs sigma": report["spearman"], "miscalibration area": report["miscalibration"]})
     yield "plotting"
@@ -342,11 +342,12 @@ def _run_topic(name: str, out: Path, progress: bool = True) -> TopicResult:
     return result
 
 # %% ../nbs/93_tour.ipynb #c082
-def summary_table(results: Sequence[TopicResult]) -> pd.DataFrame:
-    "One row per topic: the headline metric, ours against the baseline, whether ours is better, the time taken."
-    return pd.DataFrame([{"topic": r.topic, "metric": r.metric, "ours": r.ours, "baseline": r.baseline,
-                          "baseline is": r.baseline_name, "better": "yes" if r.beats_baseline else "NO",
-                          "seconds": r.seconds} for r in results]).set_index("topic")
+def summary_table(results: Sequence[TopicResult | dict]) -> pd.DataFrame:
+    "One row per topic (results, or the topics of a report): the headline metric, ours against the baseline, the time taken."
+    rows = [asdict(r) | {"beats_baseline": r.beats_baseline} if isinstance(r, TopicResult) else r for r in results]
+    return pd.DataFrame([{"topic": r["topic"], "metric": r["metric"], "ours": r["ours"], "baseline": r["baseline"],
+                          "baseline is": r["baseline_name"], "better": "yes" if r["beats_baseline"] else "NO",
+                          "seconds": r["seconds"]} for r in rows]).set_index("topic")
 
 
 def run_tour(
@@ -388,8 +389,7 @@ th{background:#f3f3f3}img{max-width:100%;height:auto;border:1px solid #eee}.no{c
 
 def _results(results: list, topic: dict | None = None) -> pd.DataFrame:
     "A topic's table, or the summary of all, rounded, with a dash where a baseline has no number."
-    table = (pd.DataFrame(topic["table"]) if topic is not None else
-             summary_table([TopicResult(**{k: v for k, v in r.items() if k != "beats_baseline"}) for r in results]).reset_index())
+    table = pd.DataFrame(topic["table"]) if topic is not None else summary_table(results).reset_index()
     table = table.round(4).astype(object)
     return table.where(table.notna(), "–")
 
