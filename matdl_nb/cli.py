@@ -110,8 +110,24 @@ def _xrd_simulate(args) -> None:
           f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.png')}")
     print(peaks.round(3).to_markdown(index=False))
 
+
+def _xrd_classify(args) -> None:
+    from matdl_nb.train import load_model
+    from matdl_nb.xrd_measured import PatternError, predict_pattern, read_pattern
+    if not (Path(args.model) / "config.json").is_file():
+        raise InputError(f"{args.model}: not a model folder; train one with `matdl train xrd --measured --out {args.model}`")
+    model = load_model(args.model)
+    if model.init_args.get("in_channels") != 2:
+        raise InputError(f"{args.model}: this XRD model reads clean simulated patterns only; train one with `matdl train xrd --measured`")
+    for name in args.files:
+        try: answer = predict_pattern(model, *read_pattern(name), top=args.top, background=args.background, name=str(name))
+        except PatternError as err: raise InputError(str(err)) from err
+        table = pd.concat([answer["crystal_system"].add_prefix("crystal system "), answer["space_group"].add_prefix("space group ")], axis=1)
+        print(f"{name}: {answer['coverage']:.0%} of the model's grid measured; background removed with {args.background}")
+        print(table.to_markdown(index=False, floatfmt=".3f"))
+
 # %% ../nbs/92_cli.ipynb #c0134
-_KIND_SETTINGS = {"formula_col": ("elemnet", "irnet", "rf"), "crystals": ("xrd",), "images": ("unet",), "lattice": ("unet",)}
+_KIND_SETTINGS = {"formula_col": ("elemnet", "irnet", "rf"), "crystals": ("xrd",), "measured": ("xrd",), "images": ("unet",), "lattice": ("unet",)}
 
 
 def _train(args) -> None:
@@ -153,6 +169,7 @@ def _job_parsers(jobs) -> None:
     train.add_argument("--epochs", type=int, help="training epochs (default: the kind's, as in its notebook)")
     train.add_argument("--formula-col", help="the formula column of a CSV (default: formula)")
     train.add_argument("--crystals", type=int, help="xrd: random training crystals (default 3000)")
+    train.add_argument("--measured", action="store_true", help="xrd: for measured patterns (pattern and mask, simulated diffractometer)")
     train.add_argument("--images", type=int, help="unet: simulated training images (default 320)")
     train.add_argument("--lattice", action="store_true", help="unet: generic lattices of columns instead of WSe2")
     train.add_argument("--option", action="append", metavar="KEY=VALUE", help="a loader option of a registered dataset")
@@ -209,6 +226,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--size", type=float, default=30.0, help="crystallite size for the Scherrer width, nm (default 30)")
     sim.add_argument("--peaks", type=int, default=8, help="how many of the strongest peaks to print (default 8)")
     sim.set_defaults(run=_xrd_simulate)
+    classify = xrd.add_parser("classify", help="crystal system and space group of measured patterns (.xy, .xye, .txt, .csv)")
+    classify.add_argument("files", nargs="+", help="two-column files: 2-theta (degrees), intensity")
+    classify.add_argument("--model", required=True, help="a model folder from `matdl train xrd --measured`")
+    classify.add_argument("--top", type=int, default=3, help="guesses per head (default 3)")
+    classify.add_argument("--background", default="snip", choices=("snip", "arpls", "asls", "mor", "none"),
+                          help="pybaselines method for the background (default snip)")
+    classify.set_defaults(run=_xrd_classify)
     return parser
 
 

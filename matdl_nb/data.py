@@ -457,6 +457,37 @@ def _load_jarvis_sample() -> pd.DataFrame:
     jids = props.file.str.removeprefix("POSCAR-").str.removesuffix(".vasp")
     return pd.DataFrame({"jid": jids, "structure": structures, "optb88vdw_bandgap": props.optb88vdw_bandgap})
 
+# %% ../nbs/01_data.ipynb #c141
+_AUTOANALYZER = "https://raw.githubusercontent.com/njszym/XRD-AutoAnalyzer/bf32082521e45c0fcf5cf9ae9bd1321e76bf9012"
+
+
+@register_dataset(
+    "xrd_autoanalyzer", "download", "Measured powder XRD patterns and 56 reference phases (XRD-AutoAnalyzer example)",
+    "8 measured patterns (5 single-phase, 3 mixtures) + 56 reference CIFs",
+    {"name": "file name without extension", "phases": "patterns: formulas of the phases present (from the file name)",
+     "two_theta": "patterns: 2-theta, degrees (Cu K-alpha)", "intensity": "patterns: counts",
+     "formula": "references: formula", "space_group": "references: space group number (from the file name)",
+     "structure": "references: pymatgen `Structure`"},
+    None, f"{_AUTOANALYZER}/Example/", "MIT",
+    "Szymanski et al., Probabilistic deep learning approach to automate the interpretation of multi-phase "
+    "diffraction spectra, Chem. Mater. 33, 4204 (2021)",
+    options={"part": "'patterns' (the 8 measured patterns, default) or 'references' (the 56 CIFs)"})
+def _load_autoanalyzer(part: str = "patterns") -> pd.DataFrame:
+    _check_choice("part", part, ("patterns", "references"))
+    folder = "Spectra" if part == "patterns" else "References"
+    urls = source_urls(f"{_AUTOANALYZER}/Example/{folder}/")
+    rows = []
+    for url in urls:
+        path, name = fetch_source(url), url.rsplit("/", 1)[1].rsplit(".", 1)[0]
+        if part == "patterns":
+            data = np.loadtxt(path, usecols=(0, 1))
+            rows.append(dict(name=name, phases=name.split("+"), two_theta=data[:, 0], intensity=data[:, 1]))
+        else:
+            formula, group = name.rsplit("_", 1)
+            rows.append(dict(name=name, formula=formula, space_group=int(group),
+                             structure=parse_structure(path.read_text(), "cif", label=name)))
+    return pd.DataFrame(rows)
+
 # %% ../nbs/01_data.ipynb #c057
 @register_dataset(
     "sofc_exp_corpus", "download", "SOFC-Exp corpus: 45 open-access papers on solid oxide fuel cells (full text)",

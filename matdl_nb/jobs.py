@@ -24,8 +24,8 @@ from .data import load_dataset, parse_structure, random_split
 
 # %% auto #0
 __all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'JobError', 'read_table', 'composition_table', 'structure_format', 'structure_files',
-           'read_structure', 'structure_table', 'train_composition', 'train_structures', 'train_xrd', 'train_unet',
-           'train_job', 'read_pattern', 'pattern_on_grid', 'predict_job']
+           'read_structure', 'structure_table', 'train_composition', 'train_structures', 'train_xrd',
+           'train_xrd_measured', 'train_unet', 'train_job', 'read_pattern', 'pattern_on_grid', 'predict_job']
 
 # %% ../nbs/94_jobs.ipynb #c012
 MODEL_KINDS = {  # kind: (what it learns from, default epochs)
@@ -206,8 +206,9 @@ def train_structures(kind: str, data, target: str, out: Path, epochs: int, optio
     return _finish(out, job, _regression_outputs(out, kind, target, test[target].to_numpy(), predicted, float(train[target].mean())))
 
 # %% ../nbs/94_jobs.ipynb #c030
-def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True) -> dict:
-    "The two-headed XRD classifier on simulated patterns of random crystals, scored on new ones and on the AFLOW prototypes."
+def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True, measured: bool = False) -> dict:
+    "The two-headed XRD classifier on simulated patterns of random crystals, scored on new ones and on the AFLOW prototypes; `measured`: for measured patterns (`xrd_measured`)."
+    if measured: return train_xrd_measured(out, epochs, crystals, seed, progress)
     from matdl_nb.data import CRYSTAL_SYSTEMS
     from matdl_nb.train import plot_confusion_matrix, save_model
     from matdl_nb.xrd import PeakDataset, peaks_of, predict_peaks, random_crystal_peaks, xrd_learner
@@ -227,6 +228,41 @@ def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progr
     metrics = dict(valid_crystal_system_accuracy=valid_acc, aflow_crystal_system_accuracy=float((guess == truth).mean()),
                    aflow_largest_class=float(np.bincount(truth).max() / len(truth)), figure=_save_figure(fig, out / "confusion.png"))
     return _finish(out, dict(kind="xrd", data=f"{crystals} random pyxtal crystals (seed {seed})", epochs=epochs, seed=seed), metrics)
+
+# %% ../nbs/94_jobs.ipynb #c131
+def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True) -> dict:
+    "XRDNet on (pattern, mask) from a simulated diffractometer: random crystals plus substituted AFLOW prototypes, 10-80 degrees."
+    import torch
+    from matdl_nb.data import CRYSTAL_SYSTEMS, crystal_system
+    from matdl_nb.train import plot_confusion_matrix, save_model
+    from matdl_nb.xrd import random_crystals
+    from matdl_nb.xrd_measured import (Diffractometer, ReflectionDataset, measured_xrd_learner, reflection_arrays,
+                                       substituted_prototypes, two_theta_grid)
+    prototypes = load_dataset("aflow_prototypes")
+    held_out = np.random.default_rng(seed).random(len(prototypes)) < 0.2
+    made, _ = random_crystals(crystals, seed=seed, progress=progress)
+    swapped = substituted_prototypes(prototypes.structure[~held_out].tolist(), 4, seed=seed)
+    groups = np.array([g for _, g in made] + [int(prototypes.spacegroup_number[~held_out].iloc[i]) for i, _ in swapped])
+    arrays = reflection_arrays([s for s, _ in made] + [s for _, s in swapped], (5, 90))
+    order = np.random.default_rng(seed + 1).permutation(len(groups)); n_valid = max(1, len(order) // 10)
+    part = lambda rows: ReflectionDataset({k: v[rows] for k, v in arrays.items()}, groups[rows])
+    seed_everything(seed)
+    grid = (10.0, 80.0, 0.04)
+    learn = measured_xrd_learner(part(order[n_valid:]), part(order[:n_valid]), grid=grid, batch_size=64)
+    with _quiet(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
+    save_model(learn.model, out, extra=dict(grid=list(grid), measured=True))
+    test = reflection_arrays(prototypes.structure[held_out].tolist(), (5, 90))
+    other = Diffractometer(two_theta_grid(*grid), u=(0.02, 0.04), w=(0.01, 0.02), ka2=0.0, texture=0.8, partial=1.0)
+    learn.model.eval()
+    with torch.no_grad():
+        guess = learn.model(other(*(torch.from_numpy(test[k]) for k in ("two_theta", "intensity", "direction"))))[:, :7].argmax(1).numpy()
+    truth = np.array([CRYSTAL_SYSTEMS.index(crystal_system(int(g))) for g in prototypes.spacegroup_number[held_out]])
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    plot_confusion_matrix(truth, guess, labels=CRYSTAL_SYSTEMS, ax=ax, title="held-out AFLOW prototypes, another instrument")
+    metrics = dict(held_out_prototypes_crystal_system_accuracy=float((guess == truth).mean()),
+                   largest_class=float(np.bincount(truth).max() / len(truth)), figure=_save_figure(fig, out / "confusion.png"))
+    return _finish(out, dict(kind="xrd", measured=True, data=f"{crystals} random crystals + substituted prototypes (seed {seed})",
+                             epochs=epochs, seed=seed), metrics)
 
 # %% ../nbs/94_jobs.ipynb #c032
 def train_unet(out: Path, epochs: int, images: int = 320, lattice: bool = False, seed: int = 0, progress: bool = True) -> dict:
@@ -303,25 +339,10 @@ _COMMENT = ("#", ";", "'", "!", "%", "//")
 
 
 def read_pattern(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    "2-theta and intensity from a two-column text file (.xy, .xye, .txt, .dat, .csv; headers and comments skipped)."
-    path = Path(path)
-    if path.suffix.lower() in (".xrdml", ".raw", ".brml", ".rasx"):
-        raise JobError(f"{path}: {path.suffix} files are not read yet; export the pattern as two columns (2-theta, intensity)")
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
-    rows = []
-    try: lines = path.read_text().splitlines()
-    except UnicodeDecodeError as err: raise JobError(f"{path}: not a text file ({err})") from err
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith(_COMMENT): continue
-        parts = line.replace(",", " ").replace(";", " ").replace("\t", " ").split()
-        try: values = [float(p) for p in parts[:2]]
-        except ValueError: continue  # a header line
-        if len(values) == 2: rows.append(values)
-    if len(rows) < 10: raise JobError(f"{path}: found {len(rows)} rows of two numbers; a pattern needs two columns, 2-theta and intensity")
-    data = np.array(sorted(rows))
-    if not (0 < data[0, 0] and data[-1, 0] < 180): raise JobError(f"{path}: 2-theta runs {data[0, 0]:g}-{data[-1, 0]:g}, not degrees within 0-180")
-    return data[:, 0], data[:, 1]
+    "2-theta and intensity of a measured pattern (`xrd_measured.read_pattern`), its problems as `JobError`s."
+    from matdl_nb.xrd_measured import PatternError, read_pattern as read_measured
+    try: return read_measured(path)
+    except PatternError as err: raise JobError(str(err)) from err
 
 
 def pattern_on_grid(two_theta: np.ndarray, intensity: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, float]:
@@ -367,6 +388,7 @@ def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], out: Pa
     from matdl_nb.xrd import SPACE_GROUP_CLASSES, simulate_pattern, two_theta_grid
     model = load_model(model_dir)
     grid = two_theta_grid(*load_model_config(model_dir)["extra"]["grid"])
+    if model.init_args.get("in_channels") == 2: return _predict_measured(model, inputs, top)
     rows = []
     for name in inputs:
         path = Path(name)
@@ -380,6 +402,19 @@ def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], out: Pa
         rows.append({"file": str(path), "grid covered": round(covered, 3),
                      "crystal system": ", ".join(f"{CRYSTAL_SYSTEMS[i]} ({systems[i]:.0%})" for i in best_s),
                      "space group": ", ".join(f"{SPACE_GROUP_CLASSES[i]} ({groups[i]:.0%})" for i in best_g)})
+    return pd.DataFrame(rows)
+
+
+
+def _predict_measured(model, inputs: Sequence[str], top: int = 3) -> pd.DataFrame:
+    from matdl_nb.xrd_measured import PatternError, predict_pattern
+    rows = []
+    for name in inputs:
+        try: answer = predict_pattern(model, *read_pattern(name), top=top, name=str(name))
+        except PatternError as err: raise JobError(str(err)) from err
+        rows.append({"file": str(name), "grid covered": round(answer["coverage"], 3),
+                     "crystal system": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in answer["crystal_system"].itertuples()),
+                     "space group": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in answer["space_group"].itertuples())})
     return pd.DataFrame(rows)
 
 

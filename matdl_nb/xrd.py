@@ -33,8 +33,8 @@ from .data import CRYSTAL_SYSTEMS, crystal_system
 from .train import make_dataloader, make_dataloaders, store_init_args
 
 # %% auto #0
-__all__ = ['CU_KA', 'XRD_SPACE_GROUPS', 'SPACE_GROUP_CLASSES', 'XRD_ELEMENTS', 'MAX_PEAKS', 'XRDError', 'peak_list',
-           'pattern_agreement', 'two_theta_grid', 'scherrer_fwhm', 'render_patterns', 'simulate_pattern',
+__all__ = ['CU_KA', 'XRD_SPACE_GROUPS', 'SPACE_GROUP_CLASSES', 'XRD_ELEMENTS', 'MAX_PEAKS', 'XRDError', 'reflection_list',
+           'peak_list', 'pattern_agreement', 'two_theta_grid', 'scherrer_fwhm', 'render_patterns', 'simulate_pattern',
            'random_crystals', 'random_crystal_peaks', 'peaks_of', 'SampleDisplacement', 'CrystalliteSize',
            'PreferredOrientation', 'DropPeaks', 'Background', 'PoissonNoise', 'GaussianNoise', 'PatternPipeline',
            'training_pipeline', 'PeakDataset', 'pattern_collate', 'xrd_dataloaders', 'XRDNet', 'TwoHeadLoss',
@@ -50,13 +50,13 @@ class XRDError(ValueError):
     "A structure whose powder pattern cannot be simulated."
 
 
-def peak_list(
+def reflection_list(
     structure: Structure,
     wavelength: float = CU_KA,  # Angstrom
     two_theta_range: tuple = (5.0, 90.0),  # degrees 2-theta
     label: str = "structure",  # how errors name the structure
-) -> tuple[np.ndarray, np.ndarray]:
-    "Peak positions (degrees 2-theta, ascending) and intensities (strongest = 100) of the powder pattern."
+) -> dict:
+    "Every reflection (one of each Friedel pair): hkl `[R, 3]`, two_theta `[R]` (degrees), intensity `[R]`, direction `[R, 3]` (unit scattering vector, Cartesian)."
     if len(structure) == 0: raise XRDError(f"{label} has no atoms.")
     if not structure.is_ordered:
         raise XRDError(f"{label} has partially occupied sites; simulate an ordered model of it instead.")
@@ -70,10 +70,10 @@ def peak_list(
     hkl = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     h, k, l = hkl.T
     hkl = hkl[(h > 0) | ((h == 0) & (k > 0)) | ((h == 0) & (k == 0) & (l > 0))]  # one Friedel half, no (000)
-    g = np.linalg.norm(hkl @ lattice.reciprocal_lattice_crystallographic.matrix, axis=1)
+    g_cart = hkl @ lattice.reciprocal_lattice_crystallographic.matrix
+    g = np.linalg.norm(g_cart, axis=1)
     inside = (g <= max_r) & (g >= min_r)
-    hkl, g = hkl[inside], g[inside]
-    if len(g) == 0: return np.zeros(0), np.zeros(0)
+    hkl, g, g_cart = hkl[inside], g[inside], g_cart[inside]
     theta = np.arcsin(np.clip(wavelength * g / 2, -1, 1))
     s2 = (g / 2) ** 2
     frac = structure.frac_coords
@@ -85,9 +85,22 @@ def peak_list(
         sites = [i for i, s in enumerate(symbols) if s == element]
         structure_factor += f * np.exp(2j * np.pi * (hkl @ frac[sites].T)).sum(1)
     lorentz = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
-    intensity = 2 * np.abs(structure_factor) ** 2 * lorentz
-    two_theta = np.degrees(2 * theta)
-    order = np.lexsort((-hkl[:, 2], -hkl[:, 1], -hkl[:, 0], g))  # pymatgen's order: first of a merged group wins
+    return dict(hkl=hkl, two_theta=np.degrees(2 * theta), intensity=2 * np.abs(structure_factor) ** 2 * lorentz,
+                direction=g_cart / np.maximum(g, 1e-12)[:, None])
+
+
+# %% ../nbs/30_xrd.ipynb #c006b
+def peak_list(
+    structure: Structure,
+    wavelength: float = CU_KA,  # Angstrom
+    two_theta_range: tuple = (5.0, 90.0),  # degrees 2-theta
+    label: str = "structure",  # how errors name the structure
+) -> tuple[np.ndarray, np.ndarray]:
+    "Peak positions (degrees 2-theta, ascending) and intensities (strongest = 100) of the powder pattern."
+    found = reflection_list(structure, wavelength, two_theta_range, label)
+    hkl, two_theta, intensity = found["hkl"], found["two_theta"], found["intensity"]
+    if len(two_theta) == 0: return np.zeros(0), np.zeros(0)
+    order = np.lexsort((-hkl[:, 2], -hkl[:, 1], -hkl[:, 0], two_theta))  # pymatgen's order: first of a merged group wins
     keys, first, inverse = np.unique(np.round(two_theta[order] / _MERGE_TOL).astype(np.int64),
                                      return_index=True, return_inverse=True)
     merged = np.bincount(inverse, weights=intensity[order])
@@ -360,14 +373,17 @@ def training_pipeline(grid: torch.Tensor | None = None) -> PatternPipeline:
 
 # %% ../nbs/30_xrd.ipynb #c032
 class PeakDataset(Dataset):
-    "Peak lists with their (crystal system, space group) class indices."
+    "Peak lists with their (crystal system, space group) class indices; a space group outside the classes gets -1, which the loss and metrics skip."
     def __init__(self, peaks: dict):
-        unknown = sorted(set(peaks["space_group"].tolist()) - set(SPACE_GROUP_CLASSES))
-        if unknown: raise ValueError(f"space groups {unknown} are not among the {len(SPACE_GROUP_CLASSES)} classes.")
+        bad = sorted({int(g) for g in peaks["space_group"] if not 1 <= int(g) <= 230})
+        if bad: raise ValueError(f"space groups must be numbers 1-230, got {bad}")
+        if len(peaks["two_theta"]) and np.asarray(peaks["two_theta"]).shape[1] > MAX_PEAKS:
+            raise ValueError(f"peak lists have {np.asarray(peaks['two_theta']).shape[1]} columns, more than the {MAX_PEAKS} peaks "
+                             "`peaks_of` keeps: is this a whole pattern? Patterns go to `xrd_measured.predict_pattern`.")
         self.two_theta = torch.as_tensor(peaks["two_theta"], dtype=torch.float32)
         self.intensity = torch.as_tensor(peaks["intensity"], dtype=torch.float32)
         cs = [CRYSTAL_SYSTEMS.index(c) for c in peaks["crystal_system"]]
-        sg = [SPACE_GROUP_CLASSES.index(int(g)) for g in peaks["space_group"]]
+        sg = [SPACE_GROUP_CLASSES.index(int(g)) if int(g) in SPACE_GROUP_CLASSES else -1 for g in peaks["space_group"]]
         self.labels = torch.tensor(np.stack([cs, sg], 1), dtype=torch.long)
 
     def __len__(self) -> int: return len(self.labels)
@@ -399,6 +415,8 @@ class XRDNet(nn.Module):
     def __init__(
         self,
         n_points: int = 2126,  # length of the pattern (the 2-theta grid)
+        grid: tuple = (5.0, 90.0, 0.04),  # the 2-theta grid (start, stop, step), degrees: saved with the model
+        in_channels: int = 1,  # 1: the pattern; 2: the pattern and a mask of the measured range (`xrd_measured`)
         n_crystal_systems: int = 7,
         n_space_groups: int = 36,
         channels: Sequence[int] = (16, 32, 64, 64, 128, 128),  # convolution channels, one block each
@@ -407,7 +425,9 @@ class XRDNet(nn.Module):
         dropout: float = 0.3,
     ):
         super().__init__()
-        blocks, c_in = [], 1
+        if len(two_theta_grid(*grid)) != n_points:
+            raise ValueError(f"grid {grid} has {len(two_theta_grid(*grid))} points, not n_points={n_points}")
+        blocks, c_in = [], in_channels
         for c_out in channels:
             blocks += [nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2), nn.BatchNorm1d(c_out),
                        nn.ReLU(), nn.MaxPool1d(2)]
@@ -416,10 +436,10 @@ class XRDNet(nn.Module):
                                    nn.Linear(8 * c_in, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.head = nn.Linear(hidden, n_crystal_systems + n_space_groups)
 
-    def forward(self, patterns: torch.Tensor) -> torch.Tensor:  # [batch, 1, n_points] -> [batch, 7 + 36]
-        n_points = self.init_args["n_points"]
-        if patterns.ndim != 3 or patterns.shape[1] != 1:
-            raise ValueError(f"XRDNet expects patterns of shape [batch, 1, {n_points}], got {list(patterns.shape)}.")
+    def forward(self, patterns: torch.Tensor) -> torch.Tensor:  # [batch, in_channels, n_points] -> [batch, 7 + 36]
+        n_points, channels = self.init_args["n_points"], self.init_args["in_channels"]
+        if patterns.ndim != 3 or patterns.shape[1] != channels:
+            raise ValueError(f"XRDNet expects patterns of shape [batch, {channels}, {n_points}], got {list(patterns.shape)}.")
         if patterns.shape[2] != n_points:
             raise ValueError(f"XRDNet was built for patterns of {n_points} points (its 2-theta grid) but got "
                              f"{patterns.shape[2]}: put the pattern on the model's grid first.")
@@ -427,11 +447,13 @@ class XRDNet(nn.Module):
 
 # %% ../nbs/30_xrd.ipynb #c097
 class TwoHeadLoss(nn.Module):
-    "Cross-entropy of the crystal-system head plus cross-entropy of the space-group head."
+    "Cross-entropy of the crystal-system head plus cross-entropy of the space-group head (labels of -1 are skipped)."
     def __init__(self, n_crystal_systems: int = 7):
         super().__init__(); self.n = n_crystal_systems
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits[:, :self.n], labels[:, 0]) + F.cross_entropy(logits[:, self.n:], labels[:, 1])
+        known = labels[:, 1] >= 0
+        space_group = F.cross_entropy(logits[known, self.n:], labels[known, 1]) if known.any() else logits.sum() * 0
+        return F.cross_entropy(logits[:, :self.n], labels[:, 0]) + space_group
     def activation(self, logits: torch.Tensor) -> torch.Tensor:  # fastai's get_preds applies this: probabilities per head
         return torch.cat([logits[:, :self.n].softmax(1), logits[:, self.n:].softmax(1)], 1)
     def decodes(self, probs: torch.Tensor) -> torch.Tensor: return probs
@@ -439,8 +461,9 @@ class TwoHeadLoss(nn.Module):
 
 def _head_accuracy(first: int, last: int | None, column: int, k: int = 1):
     def metric(logits, labels):
-        top = logits[:, first:last].topk(k, dim=1).indices
-        return (top == labels[:, column:column + 1]).any(1).float().mean()
+        known = labels[:, column] >= 0  # space groups outside the classes do not count
+        top = logits[known, first:last].topk(k, dim=1).indices
+        return (top == labels[known, column:column + 1]).any(1).float().mean() if known.any() else torch.tensor(float("nan"))
     return metric
 
 
@@ -454,10 +477,16 @@ def xrd_metrics(n_crystal_systems: int = 7) -> list:
     return metrics
 
 
-def xrd_learner(train: PeakDataset, valid: PeakDataset, batch_size: int = 128, device=None, **model_kwargs) -> Learner:
-    "A fastai `Learner` for the two-headed XRD classifier."
-    dls = xrd_dataloaders(train, valid, batch_size, device=device)
-    model = XRDNet(n_points=len(two_theta_grid()), n_crystal_systems=len(CRYSTAL_SYSTEMS),
+def xrd_learner(
+    train: PeakDataset, valid: PeakDataset, batch_size: int = 128, device=None,
+    grid: tuple = (5.0, 90.0, 0.04),  # 2-theta (start, stop, step), degrees: the patterns' grid, saved with the model
+    **model_kwargs,  # XRDNet's other arguments (channels, kernel_size, hidden, dropout)
+) -> Learner:
+    "A fastai `Learner` for the two-headed XRD classifier on the given 2-theta grid."
+    if "n_points" in model_kwargs: raise TypeError("xrd_learner sets n_points from grid=(start, stop, step); pass grid instead")
+    points = two_theta_grid(*grid)
+    dls = xrd_dataloaders(train, valid, batch_size, training_pipeline(points), PatternPipeline(grid=points), device)
+    model = XRDNet(n_points=len(points), grid=tuple(grid), n_crystal_systems=len(CRYSTAL_SYSTEMS),
                    n_space_groups=len(SPACE_GROUP_CLASSES), **model_kwargs)
     return Learner(dls, model, loss_func=TwoHeadLoss(len(CRYSTAL_SYSTEMS)), metrics=xrd_metrics(len(CRYSTAL_SYSTEMS)),
                    path=cache_root() / "learners")
@@ -470,7 +499,13 @@ def predict_peaks(
     batch_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
     "Crystal-system probabilities `[N, 7]` and space-group probabilities `[N, 36]`."
-    pipeline = pipeline or PatternPipeline()
+    two_theta = np.asarray(peaks["two_theta"])
+    if two_theta.ndim != 2 or two_theta.shape[1] > MAX_PEAKS or np.shape(peaks["intensity"]) != two_theta.shape:
+        raise ValueError(f"peaks must hold two_theta and intensity arrays of one shape [N, <= {MAX_PEAKS}] (peak lists from "
+                         f"`peaks_of`), got {list(two_theta.shape)}: a measured or rendered pattern goes to "
+                         "`xrd_measured.predict_pattern` instead.")
+    grid = getattr(model, "init_args", {}).get("grid", (5.0, 90.0, 0.04))
+    pipeline = pipeline or PatternPipeline(grid=two_theta_grid(*grid))
     device = next(model.parameters()).device
     two_theta = torch.as_tensor(peaks["two_theta"], dtype=torch.float32)
     intensity = torch.as_tensor(peaks["intensity"], dtype=torch.float32)

@@ -24,7 +24,7 @@ def test_the_script_is_installed():
 
 
 @pytest.mark.parametrize("words", [(), ("tour",), ("train",), ("predict",), ("data",), ("data", "list"), ("data", "show"), ("data", "fetch"), ("xrd",),
-                                   ("xrd", "simulate")])
+                                   ("xrd", "simulate"), ("xrd", "classify")])
 def test_every_subcommand_has_help(words):
     done = matdl(*words, "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: matdl"), done.stderr
@@ -68,6 +68,24 @@ def test_xrd_simulate_writes_a_pattern(tmp_path):
     Structure.from_file(cif).to(filename=str(poscar), fmt="poscar")
     assert matdl("xrd", "simulate", poscar, "--out", tmp_path / "out" / "nacl").returncode == 0
     assert (tmp_path / "out" / "nacl.csv").is_file()
+
+
+def test_xrd_classify_reads_a_measured_file(tmp_path):
+    model = tmp_path / "xrd-measured"
+    done = matdl("train", "xrd", "--measured", "--crystals", "20", "--epochs", "1", "--out", model, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((model / "config.json").read_text())["extra"]["grid"] == [10.0, 80.0, 0.04]
+    scan = tmp_path / "scan.xy"  # a user's file: a header, a descending 20-70 degree scan with a background
+    lines = [f"{t:.2f}\t{300 + 2000 * (abs(t - 31.7) < 0.1) + 900 * (abs(t - 45.5) < 0.1):.0f}" for t in [70 - 0.02 * i for i in range(2501)]]
+    scan.write_text("2theta\tcounts\n" + "\n".join(lines))
+    done = matdl("xrd", "classify", scan, "--model", model)
+    assert done.returncode == 0, done.stderr
+    assert "crystal system answer" in done.stdout and "71% of the model's grid" in done.stdout
+    cut = tmp_path / "cut.xy"; cut.write_text("\n".join(lines[:100]) + "\n45.")
+    done = matdl("xrd", "classify", cut, "--model", model)
+    assert done.returncode == 1 and "truncated" in done.stderr and "Traceback" not in done.stderr
+    done = matdl("xrd", "classify", scan, "--model", tmp_path)
+    assert done.returncode == 1 and "not a model folder" in done.stderr
 
 
 @pytest.fixture(scope="module")

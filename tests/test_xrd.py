@@ -85,3 +85,32 @@ def test_network_shapes():
 @requires_mirror
 def test_benchmark_smoke(run_benchmark):
     assert re.fullmatch(r"RESULT xrd_speedup=[\d.]+ cs_acc=[\d.]+ sg_acc=[\d.]+ sg_top5=[\d.]+ proto_cs_acc=[\d.]+ n_train=\d+", run_benchmark("xrd"))
+
+
+def test_the_grid_travels_with_the_model(tmp_path):
+    from matdl_nb.train import load_model, save_model
+    from matdl_nb.xrd import PeakDataset, random_crystal_peaks, xrd_learner
+    peaks = random_crystal_peaks(12, seed=5, progress=False, cache=False)
+    data = PeakDataset({k: v for k, v in peaks.items() if np.ndim(v) > 0})
+    learn = xrd_learner(data, data, batch_size=4, grid=(10.0, 60.0, 0.05), device="cpu")
+    assert learn.model.init_args["grid"] == (10.0, 60.0, 0.05) and learn.model.init_args["n_points"] == 1001
+    assert learn.dls.one_batch()[0].shape[-1] == 1001
+    save_model(learn.model, tmp_path / "m")
+    assert tuple(load_model(tmp_path / "m").init_args["grid"]) == (10.0, 60.0, 0.05)
+    with pytest.raises(TypeError, match="grid"): xrd_learner(data, data, n_points=100)
+    with pytest.raises(ValueError, match="points"): XRDNet(n_points=100)
+
+
+def test_partial_labels_and_whole_patterns():
+    from matdl_nb.xrd import MAX_PEAKS, PeakDataset, TwoHeadLoss, predict_peaks
+    peaks = dict(two_theta=np.full((2, 5), 30.0), intensity=np.ones((2, 5)), space_group=np.array([225, 200]),
+                 crystal_system=np.array(["cubic", "cubic"]))
+    labels = PeakDataset(peaks).labels
+    assert labels[1, 1] == -1 and labels[0, 1] >= 0, "a space group outside the 36 still teaches the crystal system"
+    logits = torch.zeros(2, 43, requires_grad=True)
+    loss = TwoHeadLoss()(logits, labels); loss.backward()
+    assert torch.isfinite(loss) and logits.grad[1, 7:].abs().sum() == 0
+    with pytest.raises(ValueError, match="1-230"): PeakDataset({**peaks, "space_group": np.array([225, 231])})
+    with pytest.raises(ValueError, match="whole pattern|predict_pattern"):
+        predict_peaks(XRDNet(), dict(two_theta=np.zeros((1, 2126)), intensity=np.zeros((1, 2126))))
+    assert MAX_PEAKS == 200
