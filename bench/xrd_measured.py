@@ -28,15 +28,13 @@ from torch import nn
 
 from _common import Log
 from matdl_nb.core import seed_everything
-from matdl_nb.data import CRYSTAL_SYSTEMS, crystal_system, load_dataset
+from matdl_nb.data import crystal_system, load_dataset
 from matdl_nb.train import make_dataloaders
 from matdl_nb.xrd import random_crystals
-from matdl_nb.xrd_measured import (Diffractometer, PatternCNN, PhaseLibrary, PhaseMixtures, ReflectionDataset,
-                                   _formula, fit_phase, identify_phases, measured_xrd_learner, mixture_collate,
-                                   predict_pattern, preprocess_pattern, reflection_arrays, score_identification,
-                                   substituted_prototypes, two_theta_grid)
-
-OTHER = dict(u=(0.02, 0.04), w=(0.01, 0.02), ka2=0.0, texture=0.8, march=(0.3, 0.6), partial=1.0, hump=(0.1, 0.4))
+from matdl_nb.xrd_measured import (OTHER_INSTRUMENT, Diffractometer, PatternCNN, PhaseLibrary, PhaseMixtures,
+                                   best_polymorph, crystal_system_accuracy, crystal_system_training_set, identify_phases,
+                                   measured_xrd_learner, mixture_collate, predict_pattern, score_identification,
+                                   two_theta_grid)
 
 
 def phase_identification(log, n_samples, epochs):
@@ -51,7 +49,7 @@ def phase_identification(log, n_samples, epochs):
     with learn.no_bar(): learn.fit_one_cycle(epochs, 3e-3)
     log(f"phase network: {n_samples:,} simulated samples x {epochs} epochs in {(time.time() - start) / 60:.1f} min; "
         f"main-phase accuracy on simulated validation samples {float(learn.validate()[1]):.3f}")
-    other = Diffractometer(grid, **OTHER)
+    other = Diffractometer(grid, **OTHER_INSTRUMENT)
     batch = mixture_collate(library, other)([PhaseMixtures(library, 1024, seed=7)[i] for i in range(1024)])
     learn.model.eval()
     with torch.no_grad(): other_acc = float((learn.model(batch[0]).argmax(1) == batch[1]).float().mean())
@@ -63,44 +61,30 @@ def phase_identification(log, n_samples, epochs):
     found, present, false = int(scores.found.sum()), int(scores.present.sum()), int(scores.false.sum())
     identified = sum(len(r["phases"]) for r in results.values())
     log(f"\nphases found {found} / present {present}; false phases {false}; identified {identified}")
-    return library, measured, grid, dict(recall=found / present, precision=(identified - false) / max(identified, 1),
+    return library, measured, grid, dict(recall=found / present, precision=(identified - false) / identified if identified else float("nan"),
                                          false=false, other_instrument_phase_acc=other_acc, table=scores.reset_index().to_dict("records"))
 
 
 def crystal_systems(log, library, measured, grid, sizes, epochs):
-    prototypes = load_dataset("aflow_prototypes")
-    held_out = np.random.default_rng(0).random(len(prototypes)) < 0.2
-    swapped = substituted_prototypes(prototypes.structure[~held_out].tolist(), 4, seed=0)
     test_crystals, _ = random_crystals(300, seed=11, progress=False)
-    other = Diffractometer(two_theta_grid(10, 80, 0.04), **OTHER)
-    def accuracy_on(model, structures, groups):
-        data = reflection_arrays(structures, (5, 90))
-        seed_everything(5)
-        with torch.no_grad(): guess = model(other(*(torch.from_numpy(data[k]) for k in ("two_theta", "intensity", "direction"))))[:, :7].argmax(1)
-        return float(np.mean([CRYSTAL_SYSTEMS[int(g)] == crystal_system(int(t)) for g, t in zip(guess, groups)]))
+    other = Diffractometer(grid, **OTHER_INSTRUMENT)
     singles = measured[measured.phases.map(len) == 1]
-    truth = {}
-    for row in singles.itertuples():
-        same = [i for i, n in enumerate(library.names) if _formula(n) == _formula(row.phases[0])]
-        x = preprocess_pattern(row.two_theta, row.intensity, grid)
-        best = max(same, key=lambda i: fit_phase(library, i, x[0], x[1], grid)[1]["explained"])
-        truth[row.name] = crystal_system(int(library.names[best].rsplit("_", 1)[1]))
-    rows, made = [], random_crystals(max(sizes), seed=3, progress=False)[0]
+    truth = {r.name: crystal_system(int(best_polymorph(library, r.phases[0], r.two_theta, r.intensity, grid).rsplit("_", 1)[1]))
+             for r in singles.itertuples()}
+    rows = []
     for n in sizes:
-        structures = [s for s, _ in made[:n]] + [s for _, s in swapped]
-        groups = np.array([g for _, g in made[:n]] + [int(prototypes.spacegroup_number[~held_out].iloc[i]) for i, _ in swapped])
-        arrays = reflection_arrays(structures, (5, 90))
-        order = np.random.default_rng(1).permutation(len(groups)); n_valid = len(order) // 10
-        part = lambda r: ReflectionDataset({k: v[r] for k, v in arrays.items()}, groups[r])
+        data = crystal_system_training_set(n, 4, seed=0, progress=False)
         seed_everything(0)
-        learn = measured_xrd_learner(part(order[n_valid:]), part(order[:n_valid]), batch_size=64)
+        learn = measured_xrd_learner(data["train"], data["valid"], batch_size=64)
         start = time.time()
         with learn.no_bar(): learn.fit_one_cycle(epochs, 3e-3)
-        learn.model.eval()
+        held_out = data["held_out"]
         real = [predict_pattern(learn.model, r.two_theta, r.intensity)["crystal_system"].answer[0] == truth[r.name] for r in singles.itertuples()]
-        rows.append(dict(random_crystals=n, training_structures=len(order) - n_valid, minutes=round((time.time() - start) / 60, 1),
-                         cs_acc_other_instrument=accuracy_on(learn.model, [s for s, _ in test_crystals], [g for _, g in test_crystals]),
-                         proto_cs_acc=accuracy_on(learn.model, prototypes.structure[held_out].tolist(), prototypes.spacegroup_number[held_out].tolist()),
+        rows.append(dict(random_crystals=n, training_structures=len(data["train"]), minutes=round((time.time() - start) / 60, 1),
+                         cs_acc_other_instrument=crystal_system_accuracy(learn.model, [s for s, _ in test_crystals],
+                                                                         [g for _, g in test_crystals], other, seed=5),
+                         proto_cs_acc=crystal_system_accuracy(learn.model, held_out.structure.tolist(),
+                                                              held_out.spacegroup_number.tolist(), other, seed=5),
                          real_cs_acc=float(np.mean(real))))
     table = pd.DataFrame(rows)
     log(f"\n## Crystal system, XRDNet on (pattern, mask), {epochs} epochs; tested on another instrument\n")

@@ -232,34 +232,22 @@ def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progr
 # %% ../nbs/94_jobs.ipynb #c131
 def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True) -> dict:
     "XRDNet on (pattern, mask) from a simulated diffractometer: random crystals plus substituted AFLOW prototypes, 10-80 degrees."
-    import torch
     from matdl_nb.data import CRYSTAL_SYSTEMS, crystal_system
     from matdl_nb.train import plot_confusion_matrix, save_model
-    from matdl_nb.xrd import random_crystals
-    from matdl_nb.xrd_measured import (Diffractometer, ReflectionDataset, measured_xrd_learner, reflection_arrays,
-                                       substituted_prototypes, two_theta_grid)
-    prototypes = load_dataset("aflow_prototypes")
-    held_out = np.random.default_rng(seed).random(len(prototypes)) < 0.2
-    made, _ = random_crystals(crystals, seed=seed, progress=progress)
-    swapped = substituted_prototypes(prototypes.structure[~held_out].tolist(), 4, seed=seed)
-    groups = np.array([g for _, g in made] + [int(prototypes.spacegroup_number[~held_out].iloc[i]) for i, _ in swapped])
-    arrays = reflection_arrays([s for s, _ in made] + [s for _, s in swapped], (5, 90))
-    order = np.random.default_rng(seed + 1).permutation(len(groups)); n_valid = max(1, len(order) // 10)
-    part = lambda rows: ReflectionDataset({k: v[rows] for k, v in arrays.items()}, groups[rows])
+    from matdl_nb.xrd_measured import (OTHER_INSTRUMENT, Diffractometer, crystal_system_training_set, measured_xrd_learner,
+                                       simulated_crystal_systems, two_theta_grid)
+    data = crystal_system_training_set(crystals, 4, seed=seed, progress=progress)
     seed_everything(seed)
     grid = (10.0, 80.0, 0.04)
-    learn = measured_xrd_learner(part(order[n_valid:]), part(order[:n_valid]), grid=grid, batch_size=64)
+    learn = measured_xrd_learner(data["train"], data["valid"], grid=grid, batch_size=64)
     with _quiet(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
     save_model(learn.model, out, extra=dict(grid=list(grid), measured=True))
-    test = reflection_arrays(prototypes.structure[held_out].tolist(), (5, 90))
-    other = Diffractometer(two_theta_grid(*grid), u=(0.02, 0.04), w=(0.01, 0.02), ka2=0.0, texture=0.8, partial=1.0)
-    learn.model.eval()
-    with torch.no_grad():
-        guess = learn.model(other(*(torch.from_numpy(test[k]) for k in ("two_theta", "intensity", "direction"))))[:, :7].argmax(1).numpy()
-    truth = np.array([CRYSTAL_SYSTEMS.index(crystal_system(int(g))) for g in prototypes.spacegroup_number[held_out]])
+    held_out, other = data["held_out"], Diffractometer(two_theta_grid(*grid), **OTHER_INSTRUMENT)
+    guess = [CRYSTAL_SYSTEMS.index(g) for g in simulated_crystal_systems(learn.model, held_out.structure.tolist(), other, seed)]
+    truth = np.array([CRYSTAL_SYSTEMS.index(crystal_system(int(g))) for g in held_out.spacegroup_number])
     fig, ax = plt.subplots(figsize=(5.5, 4.8))
-    plot_confusion_matrix(truth, guess, labels=CRYSTAL_SYSTEMS, ax=ax, title="held-out AFLOW prototypes, another instrument")
-    metrics = dict(held_out_prototypes_crystal_system_accuracy=float((guess == truth).mean()),
+    plot_confusion_matrix(truth, np.array(guess), labels=CRYSTAL_SYSTEMS, ax=ax, title="held-out AFLOW prototypes, another instrument")
+    metrics = dict(held_out_prototypes_crystal_system_accuracy=float((np.array(guess) == truth).mean()),
                    largest_class=float(np.bincount(truth).max() / len(truth)), figure=_save_figure(fig, out / "confusion.png"))
     return _finish(out, dict(kind="xrd", measured=True, data=f"{crystals} random crystals + substituted prototypes (seed {seed})",
                              epochs=epochs, seed=seed), metrics)
@@ -335,9 +323,6 @@ def train_job(
         raise
 
 # %% ../nbs/94_jobs.ipynb #c050
-_COMMENT = ("#", ";", "'", "!", "%", "//")
-
-
 def read_pattern(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     "2-theta and intensity of a measured pattern (`xrd_measured.read_pattern`), its problems as `JobError`s."
     from matdl_nb.xrd_measured import PatternError, read_pattern as read_measured
@@ -346,10 +331,10 @@ def read_pattern(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pattern_on_grid(two_theta: np.ndarray, intensity: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, float]:
-    "A measured pattern on the model's grid: interpolated, zero outside the measured range, minimum 0 and maximum 1; and the grid's fraction covered."
-    inside = (grid >= two_theta.min()) & (grid <= two_theta.max())
-    pattern = np.zeros_like(grid, dtype=np.float32)
-    pattern[inside] = np.interp(grid[inside], two_theta, intensity)
+    "A measured pattern on the grid of a model that reads one channel: `xrd_measured.to_grid`, minimum 0 and maximum 1 inside the measured range; and the grid's fraction covered."
+    from matdl_nb.xrd_measured import to_grid
+    pattern, mask = to_grid(two_theta, intensity, grid)
+    inside = mask > 0
     if inside.any(): pattern[inside] -= pattern[inside].min()
     return pattern / (pattern.max() or 1.0), float(inside.mean())
 

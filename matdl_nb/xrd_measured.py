@@ -27,15 +27,16 @@ from torch.utils.data import Dataset
 from .core import cache_root
 from .data import CRYSTAL_SYSTEMS, crystal_system
 from .train import make_dataloader, make_dataloaders, store_init_args
-from .xrd import CU_KA, render_patterns, two_theta_grid
+from .xrd import CU_KA, PoissonNoise, scherrer_fwhm, two_theta_grid
 
 # %% auto #0
-__all__ = ['BASELINE_METHODS', 'CU_KA1', 'CU_KA2', 'MAX_REFLECTIONS', 'PatternError', 'parse_pattern_text', 'read_pattern',
-           'remove_background', 'to_grid', 'preprocess_pattern', 'reflection_arrays', 'march_dollase', 'caglioti_fwhm',
-           'Diffractometer', 'render_banded', 'strained_variants', 'PhaseLibrary', 'PhaseMixtures', 'mixture_collate',
-           'PatternCNN', 'fit_phase', 'identify_phases', 'plot_identification', 'score_identification',
-           'substituted_prototypes', 'ReflectionDataset', 'reflection_collate', 'measured_xrd_learner',
-           'predict_pattern']
+__all__ = ['BASELINE_METHODS', 'CU_KA1', 'CU_KA2', 'MAX_REFLECTIONS', 'OTHER_INSTRUMENT', 'PatternError', 'parse_pattern_text',
+           'read_pattern', 'remove_background', 'to_grid', 'preprocess_pattern', 'reflection_arrays', 'march_dollase',
+           'ka_doublet', 'caglioti_fwhm', 'Diffractometer', 'render_banded', 'strained_variants', 'PhaseLibrary',
+           'PhaseMixtures', 'mixture_collate', 'PatternCNN', 'fit_phase', 'identify_phases', 'plot_identification',
+           'phase_formula', 'score_identification', 'substituted_prototypes', 'ReflectionDataset', 'reflection_collate',
+           'crystal_system_training_set', 'simulated_crystal_systems', 'crystal_system_accuracy', 'best_polymorph',
+           'measured_xrd_learner', 'predict_pattern']
 
 # %% ../nbs/31_xrd_measured.ipynb #c010
 class PatternError(ValueError):
@@ -53,8 +54,10 @@ def parse_pattern_text(
     name: str = "pattern",  # how errors name the input
 ) -> tuple[np.ndarray, np.ndarray]:
     "2-theta (degrees, ascending, unique) and intensity from the text of a column file."
-    rows, widths = [], []
-    for number, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    last = max((i for i, line in enumerate(lines, 1) if line.strip()), default=0)
+    rows = []
+    for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith(_COMMENT): continue
         parts = line.replace(",", " ").replace(";", " ").split()
@@ -62,9 +65,9 @@ def parse_pattern_text(
             if rows: raise PatternError(f"{name}, line {number}: {line[:40]!r} is not numbers, after {len(rows)} rows of data")
             continue  # a header line before the data
         if len(parts) < 2:
-            where = "the last line: the file looks truncated" if not text[text.rfind(line):].strip("\r\n ").count("\n") else f"line {number}"
+            where = "the last line: the file looks truncated" if number == last else f"line {number}"
             raise PatternError(f"{name}, {where}: one number where 2-theta and intensity were expected")
-        rows.append((float(parts[0]), float(parts[1]))); widths.append(len(parts))
+        rows.append((float(parts[0]), float(parts[1])))
     return _clean_columns(np.array(rows, dtype=float).reshape(-1, 2), name)
 
 
@@ -200,6 +203,16 @@ def march_dollase(
     return (r ** 2 * cos2 + (1 - cos2) / r).pow(-1.5)
 
 
+def ka_doublet(
+    two_theta: torch.Tensor,  # peak positions for the mean Cu K-alpha wavelength (`xrd.CU_KA`), degrees
+    ka2: bool = True,  # False: a monochromated beam, K-alpha1 only
+) -> list[tuple[float, torch.Tensor, float]]:
+    "(wavelength, positions, relative intensity) of the K-alpha1 line and, if `ka2`, the K-alpha2 line at half its intensity."
+    sin = torch.sin(torch.deg2rad(two_theta / 2)) / CU_KA
+    lines = [(CU_KA1, 1.0)] + ([(CU_KA2, 0.5)] if ka2 else [])
+    return [(w, torch.rad2deg(2 * torch.arcsin((sin * w).clamp(max=0.9999))), weight) for w, weight in lines]
+
+
 def caglioti_fwhm(
     two_theta: torch.Tensor,  # degrees
     u: torch.Tensor | float, v: torch.Tensor | float, w: torch.Tensor | float,  # degrees², the instrument's U, V, W
@@ -246,25 +259,24 @@ class Diffractometer:
         "Sample effects on the reflections: strain, texture, zero shift and displacement, widths, the K-alpha doublet."
         b = two_theta.shape[0]
         sin = torch.sin(torch.deg2rad(two_theta / 2)) / (1 + _uniform(-self.strain, self.strain, b))[:, None]
+        two_theta = torch.rad2deg(2 * torch.arcsin(sin.clamp(max=0.9999)))  # strained
         if self.texture > 0:
             strongest = intensity.topk(min(5, intensity.shape[1]), dim=1).indices
             pick = strongest[torch.arange(b), torch.randint(strongest.shape[1], (b,))]
             axis = direction[torch.arange(b), pick]
             r = torch.where(torch.rand(b) < self.texture, _uniform(*self.march, b), torch.ones(b))
             intensity = intensity * march_dollase(direction, axis, r)
-        lines = [(CU_KA1, 1.0)] + ([(CU_KA2, 0.5)] if self.ka2 > 0 else [])
         doublet = (torch.rand(b, 1) < self.ka2).float()
         shift = _uniform(-self.zero_shift, self.zero_shift, b)[:, None]
         height = _uniform(-self.displacement, self.displacement, b)[:, None]
         size = torch.exp(_uniform(math.log(self.size[0]), math.log(self.size[1]), b))[:, None]
         u, v, w = (_uniform(*r, b)[:, None] for r in (self.u, self.v, self.w))
         out = dict(two_theta=[], intensity=[], fwhm=[])
-        for wavelength, weight in lines:
-            theta = torch.arcsin((sin * wavelength / CU_KA).clamp(max=0.9999))
-            position = torch.rad2deg(2 * theta) + shift + height * torch.cos(theta)
-            scherrer = torch.rad2deg(0.9 * wavelength / (10 * size * torch.cos(theta)))
+        for wavelength, line, weight in ka_doublet(two_theta, self.ka2 > 0):
+            position = line + shift + height * torch.cos(torch.deg2rad(line / 2))
+            size_width = scherrer_fwhm(line, size, wavelength)
             out["two_theta"].append(position)
-            out["fwhm"].append((caglioti_fwhm(position, u, v, w) ** 2 + scherrer ** 2).sqrt())
+            out["fwhm"].append((caglioti_fwhm(position, u, v, w) ** 2 + size_width ** 2).sqrt())
             out["intensity"].append(intensity * weight * (doublet if wavelength == CU_KA2 else 1.0))
         return {k: torch.cat(v, 1) for k, v in out.items()}
 
@@ -311,8 +323,7 @@ def __call__(self: Diffractometer, two_theta: torch.Tensor, intensity: torch.Ten
     eta = float(_uniform(*self.eta, 1))
     patterns = render_banded(peaks["two_theta"], peaks["intensity"], peaks["fwhm"], self.grid, eta)
     patterns = patterns + _backgrounds(self.grid, b, self.hump, self.slope)
-    counts = torch.exp(_uniform(math.log(self.counts[0]), math.log(self.counts[1]), b))[:, None]
-    patterns = torch.poisson(patterns.clamp_min(0) * counts) / counts
+    patterns = PoissonNoise(*self.counts)(patterns, self.grid)
     step = int(self.coarsen[torch.randint(len(self.coarsen), (1,))])
     patterns, mask = _scan(patterns, self.grid, self.partial, self.min_span, step)
     return torch.stack([_remove_backgrounds(patterns, mask, self.grid, self.background), mask], 1)
@@ -474,18 +485,17 @@ def fit_phase(
     mask: torch.Tensor,  # [G] 1 where measured
     grid: torch.Tensor,
     strains: Sequence[float] = tuple(np.linspace(-0.02, 0.02, 41)),  # isotropic lattice strains tried
-    widths: Sequence[float] = (0.06, 0.1, 0.15, 0.22, 0.32),  # FWHM tried, degrees
+    widths: Sequence[float] = (0.06, 0.1, 0.15, 0.22, 0.32, 0.45),  # FWHM tried, degrees
 ) -> tuple[torch.Tensor, dict]:
     "The phase's pattern that best explains `target` (its strained variants, an isotropic strain, a width and a scale fitted by least squares), and the fit."
     rows = torch.where(library.owner == phase)[0]
     two_theta, intensity = library.arrays["two_theta"][rows], library.arrays["intensity"][rows]
     eps = torch.tensor(strains, dtype=torch.float32)
     sin = torch.sin(torch.deg2rad(two_theta / 2))[:, None, :] / (1 + eps[None, :, None])  # [V, S, R]
-    peaks = {"two_theta": [], "intensity": []}
-    for wavelength, weight in ((CU_KA1, 1.0), (CU_KA2, 0.5)):
-        peaks["two_theta"].append(torch.rad2deg(2 * torch.arcsin((sin * wavelength / CU_KA).clamp(max=0.9999))))
-        peaks["intensity"].append(intensity[:, None, :].expand_as(sin) * weight)
-    two_theta, intensity = (torch.cat(peaks[k], -1).reshape(-1, 2 * two_theta.shape[1]) for k in ("two_theta", "intensity"))
+    strained = torch.rad2deg(2 * torch.arcsin(sin.clamp(max=0.9999)))
+    lines = ka_doublet(strained)
+    two_theta = torch.cat([line for _, line, _ in lines], -1).flatten(0, 1)  # [V * S, 2R]
+    intensity = torch.cat([intensity[:, None, :].expand_as(sin) * weight for *_, weight in lines], -1).flatten(0, 1)
     candidates = torch.cat([render_banded(two_theta, intensity, torch.full_like(two_theta, w), grid, 0.5, bands=1) for w in widths])
     candidates = candidates * mask
     scale = (candidates @ target) / (candidates.pow(2).sum(1)).clamp_min(1e-12)  # least squares, one scale per candidate
@@ -548,7 +558,8 @@ def plot_identification(
     return ax
 
 # %% ../nbs/31_xrd_measured.ipynb #c047
-def _formula(phase: str) -> str:
+def phase_formula(phase: str) -> str:
+    "The reduced formula of a phase name such as 'TiO2_141' or a formula such as 'Ti2O4'."
     from pymatgen.core import Composition
     return Composition(phase.rsplit("_", 1)[0]).reduced_formula
 
@@ -560,8 +571,8 @@ def score_identification(
     "Per pattern: phases present, found (same formula), false (identified, not present), and what was identified."
     rows = []
     for row in truth.itertuples():
-        present = {_formula(p) for p in row.phases}
-        identified = [_formula(p) for p in results[row.name]["phases"].phase]
+        present = {phase_formula(p) for p in row.phases}
+        identified = [phase_formula(p) for p in results[row.name]["phases"].phase]
         rows.append(dict(pattern=row.name, present=len(present), found=len(present & set(identified)),
                          false=len(set(identified) - present), identified=", ".join(results[row.name]["phases"].phase),
                          explained=round(results[row.name]["explained"], 3)))
@@ -609,6 +620,70 @@ def reflection_collate(diffractometer: Diffractometer):
         two_theta, intensity, direction, labels = (torch.stack(x) for x in zip(*samples))
         return diffractometer(two_theta, intensity, direction), labels
     return collate
+
+# %% ../nbs/31_xrd_measured.ipynb #c054
+OTHER_INSTRUMENT = dict(u=(0.02, 0.04), w=(0.01, 0.02), ka2=0.0, texture=0.8, march=(0.3, 0.6), partial=1.0, hump=(0.1, 0.4))
+# a diffractometer unlike the training one: monochromated K-alpha1, wider instrumental peaks, stronger texture, partial scans
+
+
+def crystal_system_training_set(
+    n_random: int,  # random pyxtal crystals
+    n_substitutions: int = 4,  # substituted, strained copies of each AFLOW prototype that is not held out
+    seed: int = 0,
+    held_out: float = 0.2,  # fraction of the prototypes kept out of training, with all their copies
+    valid_fraction: float = 0.1,
+    progress: bool = True,
+) -> dict:
+    "Training and validation `ReflectionDataset`s of random crystals plus substituted prototypes, and the held-out prototypes."
+    from matdl_nb.data import load_dataset
+    from matdl_nb.xrd import random_crystals
+    prototypes = load_dataset("aflow_prototypes")
+    out_of_training = np.random.default_rng(seed).random(len(prototypes)) < held_out
+    crystals, _ = random_crystals(n_random, seed=seed + 3, progress=progress)
+    kept = prototypes[~out_of_training].reset_index(drop=True)
+    substituted = substituted_prototypes(kept.structure.tolist(), n_substitutions, seed=seed)
+    groups = np.array([g for _, g in crystals] + [int(kept.spacegroup_number[i]) for i, _ in substituted])
+    arrays = reflection_arrays([s for s, _ in crystals] + [s for _, s in substituted], (5, 90))
+    order = np.random.default_rng(seed + 1).permutation(len(groups))
+    n_valid = max(1, int(len(order) * valid_fraction))
+    part = lambda rows: ReflectionDataset({k: v[rows] for k, v in arrays.items()}, groups[rows])
+    return dict(train=part(order[n_valid:]), valid=part(order[:n_valid]), n_random=len(crystals),
+                n_substituted=len(substituted), held_out=prototypes[out_of_training].reset_index(drop=True))
+
+
+def simulated_crystal_systems(
+    model: nn.Module,  # XRDNet on (pattern, mask)
+    structures: Sequence[Structure],
+    diffractometer: Diffractometer,  # how the test patterns are recorded
+    seed: int = 0,  # the diffractometer's random draws
+) -> np.ndarray:
+    "The crystal system the model names for one simulated measurement of each structure."
+    data = reflection_arrays(structures, (5, 90))
+    torch.manual_seed(seed)
+    patterns = diffractometer(*(torch.from_numpy(data[k]) for k in ("two_theta", "intensity", "direction")))
+    model.eval()
+    with torch.no_grad(): guess = model(patterns.to(next(model.parameters()).device))[:, :len(CRYSTAL_SYSTEMS)].argmax(1).cpu()
+    return np.array(CRYSTAL_SYSTEMS)[guess.numpy()]
+
+
+def crystal_system_accuracy(model: nn.Module, structures: Sequence[Structure], space_groups: Sequence[int],
+                            diffractometer: Diffractometer, seed: int = 0) -> float:
+    "Fraction of the structures whose crystal system `simulated_crystal_systems` gets right."
+    guess = simulated_crystal_systems(model, structures, diffractometer, seed)
+    return float(np.mean([g == crystal_system(int(t)) for g, t in zip(guess, space_groups)]))
+
+
+# %% ../nbs/31_xrd_measured.ipynb #c055
+def best_polymorph(
+    library: PhaseLibrary, formula: str,
+    two_theta: np.ndarray, intensity: np.ndarray,  # a measured single-phase pattern
+    grid: torch.Tensor,
+) -> str:
+    "The library phase of this formula whose fitted pattern explains the measured one best (file names give formulas, not polymorphs)."
+    same = [i for i, name in enumerate(library.names) if phase_formula(name) == phase_formula(formula)]
+    if not same: raise ValueError(f"no phase with the formula {formula} in the library")
+    x = preprocess_pattern(two_theta, intensity, grid)
+    return library.names[max(same, key=lambda i: fit_phase(library, i, x[0], x[1], grid)[1]["explained"])]
 
 # %% ../nbs/31_xrd_measured.ipynb #c052
 def measured_xrd_learner(
