@@ -146,7 +146,8 @@ def _train(args) -> None:
             raise CLIError(f"--{key.replace('_', '-')} is for {', '.join(_KIND_SETTINGS[key])}, not {args.kind}")
     out = args.out or f"{args.kind}-model"
     metrics = train_job(args.kind, out, data=args.data, target=args.target, epochs=args.epochs, options=_options(args.option),
-                        overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed, **settings)
+                        overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed, processes=args.processes,
+                        **settings)
     shown = {k: v for k, v in metrics.items() if k != "figure"}
     print(pd.Series(shown, dtype=object).to_frame("test").to_markdown())
     print(f"model folder: {out} (weights, job.json, metrics.json, {metrics['figure']}); predict with `matdl predict {out} ...`")
@@ -176,6 +177,8 @@ def _job_parsers(jobs) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace a model already in the folder")
     train.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    train.add_argument("--processes", type=int, default=1, metavar="N",
+                       help="train data-parallel in N processes on this machine (torchrun; on a GPU node, one per GPU)")
     train.set_defaults(run=_train)
     predict = jobs.add_parser("predict", help="predict with a model folder")
     predict.add_argument("model", help="a folder written by matdl train")

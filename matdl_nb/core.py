@@ -62,7 +62,8 @@ def get_device(
         if device.type == "mps" and not _mps_available():
             raise RuntimeError(f"Device {choice!r} was asked for, but Apple's MPS is not available here.")
         return device
-    if torch.cuda.is_available(): return torch.device("cuda")
+    if torch.cuda.is_available():  # one GPU per process when torchrun or accelerate started several (LOCAL_RANK)
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"])) if "LOCAL_RANK" in os.environ else torch.device("cuda")
     if _mps_available(): return torch.device("mps")
     return torch.device("cpu")
 

@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -132,6 +133,13 @@ def _quiet(learn, progress: bool):
         with learn.no_bar(), learn.no_logging(): yield
 
 
+@contextlib.contextmanager
+def _fitting(learn, progress: bool):
+    "Training: data-parallel when `matdl train --processes N` started this process (`scale.distributed`), quiet on request."
+    from matdl_nb.scale import distributed
+    with distributed(learn), _quiet(learn, progress): yield
+
+
 def _save_figure(fig, path: Path) -> str:
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return path.name
@@ -139,7 +147,9 @@ def _save_figure(fig, path: Path) -> str:
 
 def _finish(out: Path, job: dict, metrics: dict) -> dict:
     "Write job.json (how to rebuild and read inputs) and metrics.json (test scores) into the model folder."
-    job = {**job, "created": datetime.datetime.now().isoformat(timespec="seconds"), "matdl_nb_version": matdl_nb.__version__}
+    from matdl_nb.scale import world
+    job = {**job, "processes": world()[1], "created": datetime.datetime.now().isoformat(timespec="seconds"),
+           "matdl_nb_version": matdl_nb.__version__}
     (out / "job.json").write_text(json.dumps(job, indent=1) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
     return metrics
@@ -175,7 +185,7 @@ def train_composition(kind: str, data, target: str, out: Path, epochs: int, form
         x = {k: element_fractions(d.formula, progress=False) for k, d in (("train", train), ("valid", valid), ("test", test))}
         learn = composition_learner({"elemnet": ElemNet, "irnet": IRNet}[kind], x["train"], y["train"], x["valid"], y["valid"],
                                     batch_size=min(128, max(16, len(train) // 20)))
-        with _quiet(learn, progress): learn.fit_one_cycle(epochs, 1e-3)
+        with _fitting(learn, progress): learn.fit_one_cycle(epochs, 1e-3)
         save_model(learn.model, out, extra=dict(target=target))
         predicted, job["epochs"] = predict(learn.model, x["test"]), epochs
     return _finish(out, job, _regression_outputs(out, kind, target, y["test"], predicted, float(y["train"].mean())))
@@ -198,7 +208,7 @@ def train_structures(kind: str, data, target: str, out: Path, epochs: int, optio
           for k, d in (("train", train), ("valid", valid))}
     seed_everything(seed)
     learn = graph_learner({"cgcnn": CGCNN, "alignn": ALIGNN}[kind], ds["train"], ds["valid"], batch_size=32)
-    with _quiet(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
+    with _fitting(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
     save_model(learn.model, out, extra=dict(target=target, graph=GRAPH_OPTIONS))
     predicted = predict_structures(learn.model, list(test.structure), **GRAPH_OPTIONS)
     job = dict(kind=kind, data=str(data), target=target, graph=GRAPH_OPTIONS, epochs=epochs, seed=seed,
@@ -217,7 +227,7 @@ def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progr
     split = {k: (v[n_valid:], v[:n_valid]) for k, v in peaks.items() if np.ndim(v) > 0}
     seed_everything(seed)
     learn = xrd_learner(PeakDataset({k: v[0] for k, v in split.items()}), PeakDataset({k: v[1] for k, v in split.items()}), batch_size=64)
-    with _quiet(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
+    with _fitting(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
     save_model(learn.model, out, extra=dict(grid=[5.0, 90.0, 0.04]))
     prototypes = load_dataset("aflow_prototypes")
     truth = np.array([CRYSTAL_SYSTEMS.index(s) for s in prototypes.crystal_system])
@@ -240,7 +250,7 @@ def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int =
     seed_everything(seed)
     grid = (10.0, 80.0, 0.04)
     learn = measured_xrd_learner(data["train"], data["valid"], grid=grid, batch_size=64)
-    with _quiet(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
+    with _fitting(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
     save_model(learn.model, out, extra=dict(grid=list(grid), measured=True))
     held_out, other = data["held_out"], Diffractometer(two_theta_grid(*grid), **OTHER_INSTRUMENT)
     guess = [CRYSTAL_SYSTEMS.index(g) for g in simulated_crystal_systems(learn.model, held_out.structure.tolist(), other, seed)]
@@ -265,7 +275,7 @@ def train_unet(out: Path, epochs: int, images: int = 320, lattice: bool = False,
     seed_everything(seed)
     dls = segmentation_dataloaders(simulator, n_train=images, n_valid=16, batch_size=8, seed=seed)
     learn = segmentation_learner(dls, n_classes=len(classes), width=16, depth=3, dropout=0.1)
-    with _quiet(learn, progress): learn.fit_one_cycle(epochs, 3e-3 if lattice else 1e-2)
+    with _fitting(learn, progress): learn.fit_one_cycle(epochs, 3e-3 if lattice else 1e-2)
     save_model(learn.model, out, extra=dict(classes=list(classes)))
     test = (LatticeSimulator(size=256) if lattice else STEMSimulator(size=256, dose=100.0, dopant=0.04, single_vacancy=0.04,
                                                                      double_vacancy=0.03)).simulate(4, seed=123)
@@ -297,9 +307,11 @@ def train_job(
     options: dict | None = None,  # loader options of a registered dataset
     overwrite: bool = False,  # replace a model already in `out`
     progress: bool = True,
+    processes: int = 1,  # train data-parallel in this many processes on this machine (torchrun; one per GPU on a GPU node)
     **settings,  # formula_col (formulas), crystals (xrd), images and lattice (unet), seed
 ) -> dict:
     "Train one kind of model and write its folder: weights and init arguments, job.json, metrics.json and a plot."
+    from matdl_nb.scale import world
     if kind not in MODEL_KINDS: raise JobError(f"unknown model kind {kind!r}; the kinds are {', '.join(MODEL_KINDS)}")
     learns, default_epochs = MODEL_KINDS[kind]
     if learns in ("formulas", "structures") and (data is None or target is None):
@@ -307,10 +319,16 @@ def train_job(
                        "and the target column")
     epochs = default_epochs if epochs is None else epochs
     if epochs < 0: raise JobError(f"epochs cannot be negative, got {epochs}")
-    out = Path(out)
-    if (out / "job.json").exists() and not overwrite:
+    out, (rank, size) = Path(out), world()
+    if rank == 0 and (out / "job.json").exists() and not overwrite:
         raise JobError(f"{out} already holds a model; choose another folder, or overwrite it")
-    created = not out.exists()
+    if processes != 1:
+        if processes < 1 or size > 1: raise JobError(f"processes must be 1 or more, and 1 inside a distributed run; got {processes}")
+        if kind == "rf": raise JobError("a random forest trains in one process (its trees use every core already); drop --processes")
+        return _train_in_processes(processes, dict(kind=kind, out=str(out), data=None if data is None else str(data), target=target,
+                                                   epochs=epochs, options=options, overwrite=overwrite, progress=progress, **settings))
+    if rank > 0: out, progress = Path(tempfile.mkdtemp(prefix=f"matdl-rank{rank}-")), False  # only rank 0 writes the model
+    created = not out.exists() or rank > 0
     out.mkdir(parents=True, exist_ok=True)
     common = dict(options=options, progress=progress)
     try:
@@ -321,6 +339,28 @@ def train_job(
     except BaseException:
         if created: shutil.rmtree(out, ignore_errors=True)  # no half-written model folder is left behind
         raise
+    finally:
+        if rank > 0: shutil.rmtree(out, ignore_errors=True)
+
+# %% ../nbs/94_jobs.ipynb #c041
+def _train_in_processes(processes: int, job: dict) -> dict:
+    "Run `train_job` in `processes` ranks through torchrun (`scale.launch`); rank 0's test metrics."
+    from matdl_nb.scale import launch
+    with tempfile.TemporaryDirectory() as folder:
+        spec = Path(folder) / "job.json"
+        spec.write_text(json.dumps(job))
+        done = launch(["-c", f"from matdl_nb.jobs import _train_rank; _train_rank({str(spec)!r})"], processes=processes,
+                      capture=not job["progress"])
+    if done.returncode != 0:
+        tail = (done.stderr or "")[-2000:] if not job["progress"] else "(see the output above)"
+        raise JobError(f"training in {processes} processes failed (exit code {done.returncode}): {tail}")
+    return json.loads((Path(job["out"]) / "metrics.json").read_text())
+
+
+def _train_rank(spec: str) -> None:
+    "One rank of `_train_in_processes`: the job, read from its JSON file."
+    job = json.loads(Path(spec).read_text())
+    train_job(job.pop("kind"), job.pop("out"), **job)
 
 # %% ../nbs/94_jobs.ipynb #c050
 def read_pattern(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
