@@ -116,3 +116,15 @@ def test_processes_are_refused_where_they_cannot_work(tmp_path):
     with pytest.raises(JobError, match="processes must be 1 or more"):
         train_job("elemnet", tmp_path / "m", data="exp_formation_enthalpy", target="dhf_ev_per_atom", processes=0)
     assert not (tmp_path / "m").exists()
+
+
+def test_matdl_train_runs_a_unet_on_two_processes(tmp_path):
+    "The U-Net (batch norm, generated images) through `matdl train --processes 2`: rank 0 writes one model folder."
+    from matdl_nb.cli import main
+    import tempfile
+    from pathlib import Path
+    out, before = tmp_path / "unet", set(Path(tempfile.gettempdir()).glob("matdl-rank*"))
+    assert main(["train", "unet", "--images", "16", "--epochs", "1", "--processes", "2", "--out", str(out), "--no-progress"]) == 0
+    job = json.loads((out / "job.json").read_text())
+    assert job["processes"] == 2 and (out / "metrics.json").exists()
+    assert set(Path(tempfile.gettempdir()).glob("matdl-rank*")) == before, "the other rank's temporary folder is removed"
