@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import Subset
 
 from _common import Log
 from matdl_nb.core import seed_everything
@@ -136,19 +137,11 @@ def worker_memory(args) -> None:
         valid = GraphDataset(structures[:n_valid], targets[:n_valid], progress=False)
     else:
         store = graph_store(structures, args.folder, workers=2, chunk_size=512, progress=False)
-        graphs = list(range(len(store)))
-        train = GraphDataset.from_graphs(_Lazy(store, graphs[n_valid:]), targets[n_valid:])
-        valid = GraphDataset.from_graphs(_Lazy(store, graphs[:n_valid]), targets[:n_valid])
+        train = GraphDataset.from_graphs(Subset(store, range(n_valid, len(store))), targets[n_valid:])
+        valid = GraphDataset.from_graphs(Subset(store, range(n_valid)), targets[:n_valid])
     learn = graph_learner(CGCNN, train, valid, batch_size=64, device="cpu")
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     Path(args.result).write_text(json.dumps(dict(before=before, after=_memory_kb(), structures=len(structures))))
-
-
-class _Lazy:
-    "Items `indices` of a store, read when asked for."
-    def __init__(self, store, indices): self.store, self.indices = store, indices
-    def __len__(self): return len(self.indices)
-    def __getitem__(self, i): return self.store[self.indices[i]]
 
 
 def run_worker(kind: str, processes: int, env: dict | None = None, **options) -> dict:

@@ -27,6 +27,7 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.losses import L1LossFlat, MSELossFlat
 from fastai.metrics import AccumMetric, mae
+from fastai.torch_core import get_model  # the model inside a data-parallel wrapper, or the model
 from sklearn import metrics as skmetrics
 from torch import nn
 from torch.utils.data import Dataset
@@ -92,11 +93,6 @@ rmse = AccumMetric(_rmse, flatten=True)  # fastai's own is shown as '_rmse' in t
 _LOSSES = {"l1": L1LossFlat, "mse": MSELossFlat}
 
 
-def _unwrapped(model: nn.Module) -> nn.Module:
-    "The model inside a data-parallel wrapper (`DistributedDataParallel`, `DataParallel`), or the model itself."
-    return getattr(model, "module", model)
-
-
 class KeepBestCallback(TrackerCallback):
     "Keep, in memory, the weights of the epoch with the best `monitor` value and load them when training ends."
     order = TrackerCallback.order + 1  # after EarlyStoppingCallback, like fastai's SaveModelCallback
@@ -116,10 +112,10 @@ class KeepBestCallback(TrackerCallback):
         super().after_epoch()
         if self.new_best:
             self.best_epoch = self.epoch
-            self.best_state = {k: v.detach().clone() for k, v in _unwrapped(self.learn.model).state_dict().items()}
+            self.best_state = {k: v.detach().clone() for k, v in get_model(self.learn.model).state_dict().items()}
 
     def after_fit(self):
-        if self.fitting and self.best_state is not None: _unwrapped(self.learn.model).load_state_dict(self.best_state)
+        if self.fitting and self.best_state is not None: get_model(self.learn.model).load_state_dict(self.best_state)
         self.fitting = False
         super().after_fit()
 
