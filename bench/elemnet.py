@@ -1,17 +1,29 @@
-"""ElemNet and IRNet against a random forest on Magpie features, on the OQMD formation-enthalpy split.
+"""ElemNet and IRNet trained to convergence against a random forest on Magpie features, on OQMD or Matbench mp_e_form.
 
-Trains on CrabNet's OQMD `val.csv` (51,255 formulas, 5% of them held back for early stopping) and tests on
-its `test.csv` (51,255 formulas), where ElemNet, a random forest, Roost and CrabNet published predictions:
-their MAE on the very same rows is printed beside ours. Then a learning curve (test MAE against training-set
-size for ElemNet and the random forest), transfer learning from OQMD to pymatgen's experimental formation
-enthalpies, and the PCA of ElemNet's first-layer element weights.
+`--data oqmd` (the default) trains on CrabNet's OQMD `val.csv` (51,255 formulas, 5% of them held back for early
+stopping) and tests on its `test.csv` (51,255 formulas), where ElemNet, a random forest, Roost and CrabNet published
+predictions: their MAE on the very same rows is printed beside ours. `--data mp_e_form` uses Matbench's 132,752
+Materials Project formation energies, one row per composition (the lowest energy of its polymorphs: the ground state,
+which is what a composition alone can claim to predict), 20% of the compositions held out as a fixed test split
+(seed 0), 5% of the rest for early stopping.
 
-    python bench/elemnet.py                 # full size, about 30 minutes on 2 CPU cores
-    python bench/elemnet.py --quick         # a smoke test on a few thousand rows
-    python bench/elemnet.py --out bench/results/elemnet   # also write elemnet.md and elemnet.json
+Every network is trained to convergence by `matdl_nb.train.fit_to_convergence`: fastai's learning-rate range test
+(`lr_find`, recorded), a start at ten times its 'valley' suggestion but never above the rate of its lowest loss, reached
+by a 3-epoch linear warm-up, the rate cut by 4 after 5 epochs without a better validation loss, training stopped after `--patience` (15) epochs without
+one, at most `--max-epochs` (150); the best epoch is kept and the epochs used are printed.
+Then a learning curve (test MAE against training-set size for the mean, ElemNet, IRNet and the forest, every network
+converged the same way), optionally a fixed budget of one-cycle epochs beside the converged networks
+(`--one-cycle-epochs 40`, the previous recipe), and, for OQMD, transfer learning to pymatgen's experimental formation enthalpies and the PCA of ElemNet's first-layer weights.
 
-Data come through matdl_nb's registry (internet, or a mirror in MATDL_MIRROR). The last line printed is
-`RESULT elemnet_mae=<x> irnet_mae=<y> rf_mae=<z> n_train=<n>`.
+    python bench/elemnet.py --out bench/results/elemnet                          # OQMD, about an hour on 2 CPU cores
+    python bench/elemnet.py --data mp_e_form --out bench/results/elemnet_mp_e_form
+    python bench/elemnet.py --quick                 # a smoke test on a few thousand rows
+
+On a CPU the networks train in bfloat16 mixed precision (`--precision bf16`, weights and updates in float32; 1.7x
+the float32 speed measured on this 2-core CPU); `--precision fp32` turns it off. Data come through matdl_nb's
+registry (internet, or a mirror in MATDL_MIRROR). The last line for OQMD is
+`RESULT elemnet_mae=<x> irnet_mae=<y> rf_mae=<z> n_train=<n>`; for mp_e_form it adds `crossover_rows=<rows or none>`,
+the smallest measured training size at which ElemNet's test MAE is below the forest's.
 """
 import argparse
 import contextlib
@@ -23,16 +35,21 @@ import pandas as pd
 
 from _common import Log
 from matdl_nb.composition import (ElemNet, IRNet, composition_learner, element_embedding, element_fractions,
-                                  fine_tune_learner, fit_random_forest, magpie_features, predict, supported)
-from matdl_nb.core import seed_everything
+                                  fine_tune_learner, fit_random_forest, magpie_features, one_row_per_formula, predict,
+                                  supported)
+from matdl_nb.core import get_device, seed_everything
 from matdl_nb.data import load_dataset, random_split
+from matdl_nb.scale import mixed_precision
+from matdl_nb.train import fit_to_convergence
+
+NETS = {"ElemNet": ElemNet, "IRNet": IRNet}
 
 
 def mae(y, p) -> float: return float(np.mean(np.abs(np.asarray(y) - np.asarray(p))))
 
 
-def quietly(learn, epochs, lr):
-    "fit_one_cycle without progress bars or fastai's per-epoch prints; returns the learner (best epoch kept)."
+def one_cycle(learn, epochs, lr):
+    "fit_one_cycle for all epochs without progress bars or fastai's prints (no early stopping: it would cut the annealing)."
     with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()):
         learn.fit_one_cycle(epochs, lr)
     return learn
@@ -41,124 +58,182 @@ def quietly(learn, epochs, lr):
 def best_valid_mae(learn) -> float: return float(min(v[2] for v in learn.recorder.values))
 
 
-def train_net(model_class, x_tr, y_tr, x_va, y_va, epochs, lr, batch_size, seed=0):
-    "One-cycle training for all epochs (no early stopping: it would cut the annealing phase); the best epoch is kept."
+def converge(model_class, x_tr, y_tr, x_va, y_va, args, batch_size, seed=0):
+    "A composition model trained to convergence; returns the learner and what happened (lr found, epochs, minutes)."
     seed_everything(seed)
-    return quietly(composition_learner(model_class, x_tr, y_tr, x_va, y_va, batch_size=batch_size, patience=None),
-                   epochs, lr)
+    learn = composition_learner(model_class, x_tr, y_tr, x_va, y_va, batch_size=batch_size, patience=None)
+    if args.precision == "bf16": mixed_precision(learn, "bf16")
+    t0 = time.time()
+    with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()):
+        run = fit_to_convergence(learn, max_epochs=args.max_epochs, patience=args.patience, lr_patience=5)
+    mixed_precision(learn, None)
+    run.update(minutes=round((time.time() - t0) / 60, 2), best_valid_mae=round(best_valid_mae(learn), 4),
+               **{k: float(f"{run[k]:.3g}") for k in ("lr", "lr_find", "lr_best")})
+    return learn, run
+
+
+def load_split(args):
+    "Training (with its validation rows) and test frames with `formula` and `target` columns, and a line about them."
+    if args.data == "oqmd":
+        train_all = load_dataset("oqmd_formation_enthalpy", split="train").rename(columns={"formation_enthalpy": "target"})
+        test = load_dataset("oqmd_formation_enthalpy", split="test").rename(columns={"formation_enthalpy": "target"})
+        about = "CrabNet's OQMD split (val.csv to train, test.csv to test)"
+    else:
+        raw = load_dataset("matbench_mp_e_form")
+        if args.quick: raw = raw.iloc[:3000]
+        known = raw[supported(raw.formula)]
+        data = one_row_per_formula(known, "formation_energy", keep="min").rename(columns={"formation_energy": "target"})
+        train_all, test = random_split(data, test_frac=0.2, seed=0)
+        about = (f"Matbench mp_e_form: {len(raw):,} rows, {len(known):,} with ElemNet's 86 elements, {len(data):,} "
+                 f"compositions after keeping the lowest energy per reduced formula ({len(known) - len(data):,} "
+                 f"polymorph rows dropped); 20% of the compositions are the test split (seed 0)")
+    if args.quick: train_all, test = train_all.iloc[:1200], test.iloc[:400]
+    train, valid = random_split(train_all, test_frac=0.05, seed=0)
+    return train, valid, test, about
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", choices=("oqmd", "mp_e_form"), default="oqmd")
     parser.add_argument("--quick", action="store_true", help="smoke test on a few thousand rows")
-    parser.add_argument("--epochs", type=int, default=40, help="epochs for the full-size networks")
+    parser.add_argument("--one-cycle-epochs", type=int, default=0,
+                        help="also train each network for this fixed budget of one-cycle epochs (peak 3e-3; 0: not)")
+    parser.add_argument("--max-epochs", type=int, default=150, help="upper bound on the epochs of one network")
+    parser.add_argument("--patience", type=int, default=15, help="epochs without a better validation loss before stopping")
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--lr", type=float, default=3e-3,
-                        help="peak one-cycle learning rate (3e-3 gave the lowest validation MAE of 3e-4, 1e-3, 3e-3)")
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument("--trees", type=int, default=200, help="trees of the random forest")
+    parser.add_argument("--sizes", type=int, nargs="*", default=None, help="learning-curve sizes below the full one")
     parser.add_argument("--out", type=str, default=None, help="write <out>.md (the full output) and <out>.json")
     args = parser.parse_args(argv)
+    if args.quick: args.max_epochs, args.patience, args.trees = 2, 1, 20
+    if args.quick and args.one_cycle_epochs: args.one_cycle_epochs = 2
     log, start = Log(__file__, argv), time.time()
-    epochs = 3 if args.quick else args.epochs
+    oqmd = args.data == "oqmd"
 
-    train_all = load_dataset("oqmd_formation_enthalpy", split="train")
-    test = load_dataset("oqmd_formation_enthalpy", split="test")
-    if args.quick: train_all, test = train_all.iloc[:2000], test.iloc[:1000]
-    train, valid = random_split(train_all, test_frac=0.05, seed=0)
+    train, valid, test, about = load_split(args)
     x_tr, x_va, x_te = (element_fractions(d.formula, progress=False) for d in (train, valid, test))
-    y_tr, y_va, y_te = (d.formation_enthalpy.to_numpy(np.float32) for d in (train, valid, test))
+    y_tr, y_va, y_te = (d.target.to_numpy(np.float32) for d in (train, valid, test))
     t0 = time.time()
     m_tr, m_te = magpie_features(train.formula, progress=False), magpie_features(test.formula, progress=False)
-    log(f"train {len(train):,} (+{len(valid):,} to pick the best epoch), test {len(test):,} formulas; "
+    log(f"{about}\ntrain {len(train):,} (+{len(valid):,} for early stopping), test {len(test):,} formulas; "
         f"Magpie features in {time.time() - t0:.0f} s")
+    log(f"recipe: lr_find, 3 warm-up epochs to min(10 x valley, best rate), cut by 4 after 5 epochs without a better validation loss, stop after "
+        f"{args.patience} (at most {args.max_epochs} epochs), batch {args.batch_size}, Adam with fastai's default weight "
+        f"decay, {args.precision} on {get_device()}")
 
     published = {}
-    for model in ("elemnet", "rf", "roost", "crabnet"):
-        p = load_dataset("oqmd_published_predictions", model=model).set_index("formula")
-        rows = p.index.intersection(test.formula)
-        published[model] = mae(p.loc[rows, "actual"], p.loc[rows, "predicted"])
+    if oqmd:
+        for model in ("elemnet", "rf", "roost", "crabnet"):
+            p = load_dataset("oqmd_published_predictions", model=model).set_index("formula")
+            rows = p.index.intersection(test.formula)
+            published[model] = mae(p.loc[rows, "actual"], p.loc[rows, "predicted"])
 
-    table, preds, times = [], {}, {}
-    preds["mean"] = np.full_like(y_te, y_tr.mean()); times["mean"] = 0.0
-    t0 = time.time(); forest = fit_random_forest(m_tr, y_tr, n_estimators=50 if args.quick else args.trees)
-    preds["rf"] = forest.predict(m_te); times["rf"] = time.time() - t0
-    nets = {}
-    for name, cls in (("elemnet", ElemNet), ("irnet", IRNet)):
-        t0 = time.time()
-        nets[name] = train_net(cls, x_tr, y_tr, x_va, y_va, epochs, args.lr, args.batch_size)
-        preds[name] = predict(nets[name].model, x_te); times[name] = time.time() - t0
-        log(f"{name}: {len(nets[name].recorder.values)} epochs in {times[name]:.0f} s")
-    labels = {"mean": "mean of training targets", "rf": "random forest (Magpie)", "elemnet": "ElemNet (17 layers)",
-              "irnet": "IRNet (17 layers)"}
-    for key in ("mean", "rf", "elemnet", "irnet"):
-        table.append(dict(model=labels[key], n_train=len(train), test_mae=round(mae(y_te, preds[key]), 4),
-                          published_mae=round(published[key], 4) if key in published else None,
-                          train_seconds=round(times[key], 1)))
-    log("\n## Test MAE on the OQMD test split (eV/atom)\n")
-    log(pd.DataFrame(table).to_markdown(index=False))
-    log("\npublished MAE on the same test rows: " + ", ".join(f"{k} {v:.4f}" for k, v in published.items()))
-
-    # learning curve: the full-size points are the runs above
+    # the learning curve; its last point is the full training set, whose models are the headline
     full = len(train)
-    sizes = [s for s in ((500, 1000) if args.quick else (1000, 4000, 16000)) if s < full] + [full]
-    curve = {"sizes": sizes, "ElemNet": [], "IRNet": [], "RF (Magpie)": []}
+    small = args.sizes if args.sizes is not None else ((400,) if args.quick else
+                                                       (1000, 4000, 16000))
+    sizes = [s for s in small if s < full] + [full]
+    curve = {"sizes": sizes, "mean": [], "ElemNet": [], "IRNet": [], "RF (Magpie)": []}
+    runs, nets, preds, times = [], {}, {}, {}
     for size in sizes:
-        if size == full:
-            for key, name in (("ElemNet", "elemnet"), ("IRNet", "irnet"), ("RF (Magpie)", "rf")):
-                curve[key].append(mae(y_te, preds[name]))
-            continue
-        pick = np.random.default_rng(size).choice(full, size, replace=False)
-        scaled = int(round(epochs * (full / size) ** 0.25))  # more passes over fewer rows, within a bounded budget
+        pick = np.arange(full) if size == full else np.sort(np.random.default_rng(size).choice(full, size, replace=False))
         batch = args.batch_size if size >= 4000 else 128  # at least 8 steps per epoch on the smallest subsets
-        for key, cls in (("ElemNet", ElemNet), ("IRNet", IRNet)):
-            learn = train_net(cls, x_tr[pick], y_tr[pick], x_va, y_va, scaled, args.lr, batch)
-            curve[key].append(mae(y_te, predict(learn.model, x_te)))
-        rf_small = fit_random_forest(m_tr[pick], y_tr[pick], n_estimators=50 if args.quick else args.trees)
-        curve["RF (Magpie)"].append(mae(y_te, rf_small.predict(m_te)))
-        log(f"learning curve: {size:,} rows ({scaled} epochs): " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in curve.items() if k != "sizes"))
-    log("\n## Learning curve: test MAE (eV/atom) against training-set size\n")
-    curve_table = pd.DataFrame(curve).rename(columns={"sizes": "training rows"})
+        curve["mean"].append(mae(y_te, np.full_like(y_te, y_tr[pick].mean())))
+        for name, cls in NETS.items():
+            learn, run = converge(cls, x_tr[pick], y_tr[pick], x_va, y_va, args, batch)
+            p = predict(learn.model, x_te)
+            curve[name].append(mae(y_te, p))
+            runs.append(dict(model=name, n_train=size, **{k: v for k, v in run.items() if k != "best_valid_loss"},
+                             test_mae=round(curve[name][-1], 4)))
+            log(f"{size:,} rows, {name}: lr_find valley {run['lr_find']:.2g}, best {run['lr_best']:.2g}, start {run['lr']:.2g}, {run['epochs']} epochs (best {run['best_epoch']}, "
+                f"{'stopped by itself' if run['converged'] else 'hit max_epochs: not converged'}, rate cut at "
+                f"{run['lr_cuts']}), {run['minutes']:.1f} min, test MAE {curve[name][-1]:.4f}")
+            if size == full: nets[name], preds[name], times[name] = learn, p, run["minutes"] * 60
+        t0 = time.time()
+        forest = fit_random_forest(m_tr[pick], y_tr[pick], n_estimators=args.trees)
+        curve["RF (Magpie)"].append(mae(y_te, forest.predict(m_te)))
+        log(f"{size:,} rows, random forest: {time.time() - t0:.0f} s, test MAE {curve['RF (Magpie)'][-1]:.4f}")
+        if size == full: preds["RF (Magpie)"], times["RF (Magpie)"] = forest.predict(m_te), time.time() - t0
+    preds["mean"], times["mean"] = np.full_like(y_te, y_tr.mean()), 0.0
+
+    if args.one_cycle_epochs:  # the previous recipe, a fixed budget of one-cycle epochs, beside the converged networks
+        for name, cls in NETS.items():
+            seed_everything(0)
+            t0 = time.time()
+            learn = composition_learner(cls, x_tr, y_tr, x_va, y_va, batch_size=args.batch_size, patience=None)
+            if args.precision == "bf16": mixed_precision(learn, "bf16")
+            one_cycle(learn, args.one_cycle_epochs, 3e-3)
+            preds[f"{name}, one-cycle"], times[f"{name}, one-cycle"] = predict(learn.model, x_te), time.time() - t0
+
+    labels = {"mean": "mean of training targets", "RF (Magpie)": "random forest (Magpie)",
+              "ElemNet": "ElemNet (17 layers), converged", "IRNet": "IRNet (17 layers), converged",
+              "ElemNet, one-cycle": f"ElemNet, {args.one_cycle_epochs} one-cycle epochs (fixed budget)",
+              "IRNet, one-cycle": f"IRNet, {args.one_cycle_epochs} one-cycle epochs (fixed budget)"}
+    key_published = {"RF (Magpie)": "rf", "ElemNet": "elemnet"}
+    epochs_of = {r["model"]: r["epochs"] for r in runs if r["n_train"] == full}
+    table = [dict(model=labels[k], n_train=full, test_mae=round(mae(y_te, preds[k]), 4),
+                  epochs=epochs_of.get(k, args.one_cycle_epochs if "one-cycle" in k else None),
+                  published_mae=round(published[key_published[k]], 4) if k in key_published and published else None,
+                  train_seconds=round(times[k], 1)) for k in labels if k in preds]
+    log(f"\n## Test MAE on the {'OQMD' if oqmd else 'mp_e_form'} test split (eV/atom)\n")
+    log(pd.DataFrame(table).to_markdown(index=False))
+    if published: log("\npublished MAE on the same test rows: " + ", ".join(f"{k} {v:.4f}" for k, v in published.items()))
+    log("\n## Every network run: learning-rate range test and epochs used\n")
+    log(pd.DataFrame(runs).to_markdown(index=False))
+    log("\n## Learning curve: test MAE (eV/atom) against training-set size, networks converged\n")
+    curve_table = pd.DataFrame(curve).rename(columns={"sizes": "training rows", "mean": "mean of training targets"})
     curve_table["training rows"] = curve_table["training rows"].map("{:,}".format)
     log(curve_table.to_markdown(index=False, floatfmt=".4f"))
+    below = [n for n, e, r in zip(sizes, curve["ElemNet"], curve["RF (Magpie)"]) if e < r]
+    crossover = below[0] if below else None
+    log(f"ElemNet below the forest at: {', '.join(f'{n:,} rows' for n in below) or 'no measured size'}")
 
-    # transfer learning to experimental formation enthalpies
+    results = dict(data=args.data, about=about, table=table, published=published, learning_curve=curve, runs=runs,
+                   crossover_rows=crossover, recipe=dict(max_epochs=args.max_epochs, patience=args.patience,
+                                                         lr_patience=5, lr_factor=4, warmup=3, batch_size=args.batch_size,
+                                                         precision=args.precision), quick=args.quick)
+    if oqmd:
+        results["transfer"] = transfer_learning(args, nets, log)
+        results["embedding"] = element_embedding(nets["ElemNet"].model).reset_index(names="element").to_dict(orient="list")
+    elapsed = time.time() - start
+    log(f"\ntotal time {elapsed / 60:.1f} min")
+    result = (f"RESULT elemnet_mae={mae(y_te, preds['ElemNet']):.4f} irnet_mae={mae(y_te, preds['IRNet']):.4f} "
+              f"rf_mae={mae(y_te, preds['RF (Magpie)']):.4f} n_train={full}")
+    if not oqmd: result += f" crossover_rows={crossover if crossover is not None else 'none'}"
+    log(result)
+    log.save(args.out, dict(results, minutes=round(elapsed / 60, 1)))
+
+
+def transfer_learning(args, nets, log) -> list:
+    "Fine-tune the OQMD networks on pymatgen's experimental formation enthalpies, against training on those alone."
     experimental = load_dataset("exp_formation_enthalpy")
     experimental = experimental[supported(experimental.formula)]
     exp_train, exp_test = random_split(experimental, test_frac=0.2, seed=1)
     exp_train, exp_valid = random_split(exp_train, test_frac=0.1, seed=1)
     xe = [element_fractions(d.formula, progress=False) for d in (exp_train, exp_valid, exp_test)]
     ye = [d.dhf_ev_per_atom.to_numpy(np.float32) for d in (exp_train, exp_valid, exp_test)]
-    tl_epochs = 5 if args.quick else 50
+    epochs = 2 if args.quick else 50
     transfer = []
-    for name, cls in (("ElemNet", ElemNet), ("IRNet", IRNet)):
-        scratch = train_net(cls, xe[0], ye[0], xe[1], ye[1], tl_epochs, args.lr, 64)
+    for name, cls in NETS.items():
+        seed_everything(0)
+        scratch = one_cycle(composition_learner(cls, xe[0], ye[0], xe[1], ye[1], batch_size=64), epochs, 3e-3)
         tuned = {}
         for lr in (1e-4, 1e-3):  # the fine-tuning rate is chosen on the validation rows, never on the held-out ones
             seed_everything(0)
-            tuned[lr] = quietly(fine_tune_learner(nets[name.lower()].model, xe[0], ye[0], xe[1], ye[1], patience=None),
-                                tl_epochs, lr)
+            tuned[lr] = one_cycle(fine_tune_learner(nets[name].model, xe[0], ye[0], xe[1], ye[1]), epochs, lr)
         best_lr = min(tuned, key=lambda lr: best_valid_mae(tuned[lr]))
         transfer += [dict(model=f"{name}, experimental data only", test_mae=mae(ye[2], predict(scratch.model, xe[2]))),
-                     dict(model=f"{name}, OQMD only (no fine-tuning)", test_mae=mae(ye[2], predict(nets[name.lower()].model, xe[2]))),
+                     dict(model=f"{name}, OQMD only (no fine-tuning)", test_mae=mae(ye[2], predict(nets[name].model, xe[2]))),
                      dict(model=f"{name}, OQMD then fine-tuned (lr {best_lr:g})", test_mae=mae(ye[2], predict(tuned[best_lr].model, xe[2])))]
-    rf_exp = fit_random_forest(magpie_features(exp_train.formula, progress=False), ye[0])
+    forest = fit_random_forest(magpie_features(exp_train.formula, progress=False), ye[0])
     transfer.append(dict(model="RF (Magpie), experimental data only",
-                         test_mae=mae(ye[2], rf_exp.predict(magpie_features(exp_test.formula, progress=False)))))
+                         test_mae=mae(ye[2], forest.predict(magpie_features(exp_test.formula, progress=False)))))
     log(f"\n## Transfer learning: {len(exp_train)} experimental training rows (+{len(exp_valid)} validation), "
         f"{len(exp_test)} held out (eV/atom)\n")
     log(pd.DataFrame(transfer).to_markdown(index=False, floatfmt=".4f"))
     log("(Jha et al. 2019 report 0.06 eV/atom on 1,963 experimental formation energies with transfer learning.)")
-
-    embedding = element_embedding(nets["elemnet"].model).reset_index(names="element")
-    elapsed = time.time() - start
-    log(f"\ntotal time {elapsed / 60:.1f} min")
-    result = (f"RESULT elemnet_mae={mae(y_te, preds['elemnet']):.4f} irnet_mae={mae(y_te, preds['irnet']):.4f} "
-              f"rf_mae={mae(y_te, preds['rf']):.4f} n_train={len(train)}")
-    log(result)
-    log.save(args.out, dict(
-        table=table, published=published, learning_curve=curve, transfer=transfer,
-            embedding=embedding.to_dict(orient="list"), minutes=round(elapsed / 60, 1),
-            quick=args.quick))
+    return transfer
 
 
 if __name__ == "__main__":

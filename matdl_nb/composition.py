@@ -201,7 +201,7 @@ def composition_learner(
     x_train: np.ndarray, y_train: np.ndarray,  # features [n, n_inputs] and targets [n]
     x_valid: np.ndarray, y_valid: np.ndarray,  # validation set, for early stopping (never the test set)
     batch_size: int = 256,
-    patience: int | None = None,  # epochs without improvement before stopping; None (best with one-cycle): never
+    patience: int | None = None,  # early stopping for `learn.fit`; None with fit_one_cycle or fit_to_convergence
     device=None,  # default: a GPU when there is one
     **model_kwargs,  # more arguments for the model, e.g. blocks=...
 ) -> Learner:
@@ -247,12 +247,14 @@ def one_row_per_formula(
     df: pd.DataFrame,
     target: str,  # the column to keep
     formula_col: str = "formula",
+    keep: str = "median",  # 'median' of the polymorphs' values, or 'min' (for energies: the lowest, the ground state)
 ) -> pd.DataFrame:
-    "One row per reduced formula with the median target: polymorphs share a composition, so a composition model sees one value."
+    "One row per reduced formula: polymorphs share a composition, so a composition model sees one value per formula."
+    if keep not in ("median", "min"): raise ValueError(f"keep must be 'median' or 'min', got {keep!r}")
     with warnings.catch_warnings():  # pymatgen warns that noble gases have no electronegativity to sort by
         warnings.simplefilter("ignore", UserWarning)
         reduced = df[formula_col].map(lambda f: parse_composition(f).reduced_formula)
-    return (df.assign(**{formula_col: reduced}).groupby(formula_col, as_index=False)[target].median())
+    return df.assign(**{formula_col: reduced}).groupby(formula_col, as_index=False)[target].agg(keep)
 
 # %% ../nbs/10_composition.ipynb #c0902
 def composition_explorer(

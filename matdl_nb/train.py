@@ -7,12 +7,15 @@ Docs: https://matdl.github.io/matdl_nb/train.html.md"""
 # %% ../nbs/02_train.ipynb #c003
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
+import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,7 +24,8 @@ import fastai.callback.schedule  # noqa: F401 (adds Learner.fit_one_cycle and Le
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from fastai.callback.tracker import EarlyStoppingCallback, TrackerCallback
+from fastai.callback.schedule import ParamScheduler, SuggestionMethod
+from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, TrackerCallback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
@@ -36,10 +40,10 @@ import matdl_nb
 from .core import cache_root, get_device
 
 # %% auto #0
-__all__ = ['rmse', 'make_dataloader', 'make_dataloaders', 'OutputScale', 'KeepBestCallback', 'regression_learner',
-           'get_predictions', 'regression_report', 'classification_report', 'plot_parity', 'plot_training_curves',
-           'plot_learning_curve', 'plot_confusion_matrix', 'store_init_args', 'save_model', 'load_model_config',
-           'load_model', 'count_parameters']
+__all__ = ['rmse', 'make_dataloader', 'make_dataloaders', 'OutputScale', 'KeepBestCallback', 'EarlyStopping',
+           'regression_learner', 'fit_to_convergence', 'get_predictions', 'regression_report', 'classification_report',
+           'plot_parity', 'plot_training_curves', 'plot_learning_curve', 'plot_confusion_matrix', 'store_init_args',
+           'save_model', 'load_model_config', 'load_model', 'count_parameters']
 
 # %% ../nbs/02_train.ipynb #c006
 def make_dataloader(
@@ -119,6 +123,16 @@ class KeepBestCallback(TrackerCallback):
         self.fitting = False
         super().after_fit()
 
+# %% ../nbs/02_train.ipynb #c016b
+class EarlyStopping(EarlyStoppingCallback):
+    "fastai's early stopping, warning when a schedule such as `fit_one_cycle`'s runs: stopping early skips its annealing."
+    def before_fit(self):
+        super().before_fit()
+        if hasattr(self.learn, "lr_finder"): return
+        if any(isinstance(cb, ParamScheduler) for cb in self.learn.cbs):
+            warnings.warn("early stopping with a learning-rate schedule (fit_one_cycle) stops before the rate anneals, which "
+                          "costs accuracy: use fit_to_convergence, or build the learner with patience=None", stacklevel=2)
+
 
 def regression_learner(
     dls: DataLoaders,
@@ -131,10 +145,62 @@ def regression_learner(
     "A fastai `Learner` for regression with MAE and RMSE metrics and optional early stopping."
     if loss not in _LOSSES: raise ValueError(f"loss must be one of {tuple(_LOSSES)}, got {loss!r}")
     callbacks = []
-    if patience is not None: callbacks.append(EarlyStoppingCallback(monitor="valid_loss", patience=patience))
+    if patience is not None: callbacks.append(EarlyStopping(monitor="valid_loss", patience=patience))
     if keep_best: callbacks.append(KeepBestCallback(monitor="valid_loss"))
     return Learner(dls, model, loss_func=_LOSSES[loss](), metrics=[mae, rmse], cbs=callbacks,
                    wd=weight_decay, path=cache_root() / "learners")
+
+# %% ../nbs/02_train.ipynb #c0202
+class _WarmupAndCuts(ReduceLROnPlateau):
+    "A linear warm-up from `lr / 25` over `warmup` epochs, then fastai's `ReduceLROnPlateau` (quiet, recording its cuts)."
+    def __init__(self, lr: float, warmup: int, **kwargs):
+        super().__init__(**kwargs)
+        self.lr, self.warmup = lr, warmup
+
+    def before_fit(self): super().before_fit(); self.cuts = []
+
+    def before_batch(self):
+        if self.training and self.epoch < self.warmup:
+            self.opt.set_hyper("lr", self.lr * (0.04 + 0.96 * (self.epoch + self.iter / self.n_iter) / self.warmup))
+
+    def after_epoch(self):
+        if self.epoch < self.warmup:  # no cut while warming up (the best value is still tracked)
+            TrackerCallback.after_epoch(self)
+            if self.epoch == self.warmup - 1: self.opt.set_hyper("lr", self.lr)
+            return
+        before = self.opt.hypers[-1]["lr"]
+        with contextlib.redirect_stdout(io.StringIO()): super().after_epoch()
+        if self.opt.hypers[-1]["lr"] < before: self.cuts.append(self.epoch)
+
+
+def fit_to_convergence(
+    learn: Learner,  # built without early stopping (patience=None): this brings its own
+    lr: float | None = None,  # starting rate; None: from fastai's `lr_find` (10x its 'valley', at most the best rate)
+    max_epochs: int = 300,  # an upper bound only: training stops when the validation loss stops improving
+    patience: int = 15,  # epochs without a better validation loss before stopping
+    lr_patience: int | None = None,  # epochs without a better validation loss before a cut; default patience // 3
+    lr_factor: float = 4.0,  # each cut divides the learning rate by this
+    warmup: int = 3,  # epochs of linear warm-up to the starting rate (deep networks without normalisation need it)
+) -> dict:
+    "Train until the validation loss stops improving: warm-up, a constant rate cut on plateaus, early stopping, best epoch kept."
+    if learn.cbs.filter(lambda cb: isinstance(cb, EarlyStoppingCallback)):
+        raise ValueError("this learner already stops early (it was built with a patience): build it with patience=None, "
+                         "fit_to_convergence brings its own early stopping")
+    if max_epochs < 1 or patience < 1: raise ValueError(f"max_epochs and patience must be >= 1, got {max_epochs}, {patience}")
+    found = None
+    if lr is None:
+        found = learn.lr_find(show_plot=False, suggest_funcs=(SuggestionMethod.Valley, SuggestionMethod.Minimum))
+        lr = min(10 * found.valley, 10 * found.minimum)  # fastai's 'minimum' is a tenth of the best rate
+    lr = float(lr)
+    cuts = _WarmupAndCuts(lr, warmup, monitor="valid_loss", patience=lr_patience or max(1, patience // 3),
+                          factor=lr_factor, min_lr=lr / 1000)
+    cbs = [cuts, EarlyStoppingCallback(monitor="valid_loss", patience=patience)]
+    if not learn.cbs.filter(lambda cb: isinstance(cb, KeepBestCallback)): cbs.append(KeepBestCallback(monitor="valid_loss"))
+    learn.fit(max_epochs, lr, cbs=cbs)
+    valid = [float(v[1]) for v in learn.recorder.values]
+    return dict(lr=lr, lr_find=float(found.valley) if found else None, lr_best=10 * float(found.minimum) if found else None,
+                epochs=len(valid), best_epoch=int(np.argmin(valid)),
+                best_valid_loss=min(valid), lr_cuts=cuts.cuts, converged=len(valid) < max_epochs)
 
 # %% ../nbs/02_train.ipynb #c022
 def get_predictions(

@@ -40,9 +40,9 @@ def run_benchmark(tmp_path):
     import subprocess
     import sys
 
-    def run(name: str) -> str:
-        out_stem = tmp_path / name
-        out = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py"), "--quick", "--out", str(out_stem)],
+    def run(name: str, *args: str) -> str:
+        out_stem = tmp_path / "_".join((name,) + args).replace("-", "")
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py"), "--quick", *args, "--out", str(out_stem)],
                              capture_output=True, text=True, timeout=1800)
         assert out.returncode == 0, out.stderr[-2000:]
         last = out.stdout.strip().splitlines()[-1]

@@ -1,4 +1,5 @@
-"""The installed `matdl` console script, run as a user runs it: in a real subprocess."""
+"""The `matdl` command line: the installed console script in a real subprocess where the process matters (the script,
+training jobs, files written), and argument and input errors through the same `main()` in this process (faster)."""
 import json
 import os
 import shutil
@@ -19,6 +20,22 @@ def matdl(*words, cwd=None, env=None):
                           env={k: v for k, v in env.items() if v is not None})
 
 
+class Done:
+    "What a run of `main()` in this process left: its exit code and what it printed."
+    def __init__(self, code, captured): self.returncode, self.stdout, self.stderr = code, captured.out, captured.err
+
+
+@pytest.fixture
+def in_process(capsys):
+    "Run `matdl WORDS...` through `main()` in this process (no interpreter start-up per call)."
+    from matdl_nb.cli import main
+    def run(*words):
+        capsys.readouterr()
+        code = main([str(w) for w in words])
+        return Done(code, capsys.readouterr())
+    return run
+
+
 def test_the_script_is_installed():
     assert Path(SCRIPT).is_file(), "reinstall the package (pip install -e .) to get the matdl console script"
 
@@ -36,28 +53,28 @@ def test_every_subcommand_has_help(words, capsys):
     assert main([*words, "--help"]) == 0 and capsys.readouterr().out.startswith("usage: matdl")
 
 
-def test_data_list_show_and_fetch():
-    listing = matdl("data", "list", "--kind", "embedded")
+def test_data_list_show_and_fetch(in_process):
+    listing = in_process("data", "list", "--kind", "embedded")
     assert listing.returncode == 0 and "mp_transport" in listing.stdout and "oqmd" not in listing.stdout
-    card = matdl("data", "show", "exp_formation_enthalpy")
+    card = in_process("data", "show", "exp_formation_enthalpy")
     assert card.returncode == 0 and "licence" in card.stdout and "| column | meaning |" in card.stdout
-    fetched = matdl("data", "fetch", "aflow_prototypes")
+    fetched = in_process("data", "fetch", "aflow_prototypes")
     assert fetched.returncode == 0 and fetched.stdout.startswith("aflow_prototypes: 288 rows"), fetched.stdout
 
 
-def test_bad_arguments_and_inputs_give_one_line_and_an_exit_code(tmp_path):
-    unknown = matdl("data", "show", "mp_transprot")
+def test_bad_arguments_and_inputs_give_one_line_and_an_exit_code(tmp_path, in_process):
+    unknown = in_process("data", "show", "mp_transprot")
     assert unknown.returncode == 2 and "Did you mean 'mp_transport'" in unknown.stderr and "Traceback" not in unknown.stderr
-    assert matdl("data", "fetch", "mp_transport", "--option", "split=test").returncode == 2
-    assert matdl("data", "frobnicate").returncode == 2
+    assert in_process("data", "fetch", "mp_transport", "--option", "split=test").returncode == 2
+    assert in_process("data", "frobnicate").returncode == 2
     broken = tmp_path / "broken.cif"
     broken.write_text("data_broken\n_cell_length_a 5.6\n")
-    done = matdl("xrd", "simulate", broken)
+    done = in_process("xrd", "simulate", broken)
     assert done.returncode == 1 and "broken.cif" in done.stderr and "Traceback" not in done.stderr
-    missing = matdl("xrd", "simulate", tmp_path / "missing.cif")
+    missing = in_process("xrd", "simulate", tmp_path / "missing.cif")
     assert missing.returncode == 1 and missing.stderr.strip() == f"matdl: error: {tmp_path / 'missing.cif'}: no such file"
-    assert matdl("xrd", "simulate", tmp_path).returncode == 1  # a folder
-    assert matdl("xrd", "simulate", tmp_path / "notes.txt").returncode == 2  # format unknown from the name
+    assert in_process("xrd", "simulate", tmp_path).returncode == 1  # a folder
+    assert in_process("xrd", "simulate", tmp_path / "notes.txt").returncode == 2  # format unknown from the name
     assert not list(tmp_path.glob("*.csv")) and not list(tmp_path.glob("*.png"))  # nothing written on failure
 
 

@@ -99,3 +99,16 @@ def test_output_scale_sets_the_units():
 @requires_mirror
 def test_benchmark_smoke(run_benchmark):
     assert re.fullmatch(r"RESULT elemnet_mae=[\d.]+ irnet_mae=[\d.]+ rf_mae=[\d.]+ n_train=\d+", run_benchmark("elemnet"))
+    last = run_benchmark("elemnet", "--data", "mp_e_form")
+    assert re.fullmatch(r"RESULT elemnet_mae=[\d.]+ irnet_mae=[\d.]+ rf_mae=[\d.]+ n_train=\d+ crossover_rows=(\d+|none)", last)
+
+
+def test_one_row_per_formula_keeps_the_median_or_the_lowest():
+    import pandas as pd
+    from matdl_nb.composition import one_row_per_formula
+    polymorphs = pd.DataFrame({"formula": ["Fe2O3", "Fe4O6", "O3Fe2", "NaCl", "Na1Cl1"], "e": [-1.0, -1.6, -1.3, -2.0, -2.2]})
+    lowest = one_row_per_formula(polymorphs, "e", keep="min").set_index("formula")["e"]
+    assert lowest.to_dict() == {"Fe2O3": -1.6, "NaCl": -2.2}  # reduced formulas: Fe4O6 and O3Fe2 are Fe2O3
+    assert one_row_per_formula(polymorphs, "e").set_index("formula")["e"].to_dict() == {"Fe2O3": -1.3, "NaCl": -2.1}
+    with pytest.raises(ValueError, match="keep must be"):
+        one_row_per_formula(polymorphs, "e", keep="max")
