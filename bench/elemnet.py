@@ -8,22 +8,24 @@ which is what a composition alone can claim to predict), 20% of the compositions
 (seed 0), 5% of the rest for early stopping.
 
 Every network is trained to convergence by `matdl_nb.train.fit_to_convergence`: fastai's learning-rate range test
-(`lr_find`, recorded), a start at ten times its 'valley' suggestion but never above the rate of its lowest loss, reached
-by a 3-epoch linear warm-up, the rate cut by 4 after 5 epochs without a better validation loss, training stopped after `--patience` (15) epochs without
-one, at most `--max-epochs` (150); the best epoch is kept and the epochs used are printed.
-Then a learning curve (test MAE against training-set size for the mean, ElemNet, IRNet and the forest, every network
-converged the same way), optionally a fixed budget of one-cycle epochs beside the converged networks
-(`--one-cycle-epochs 40`, the previous recipe), and, for OQMD, transfer learning to pymatgen's experimental formation enthalpies and the PCA of ElemNet's first-layer weights.
+(`lr_find`, recorded), a start at ten times its 'valley' suggestion but never above the rate of its lowest loss,
+reached by a 3-epoch linear warm-up, the rate cut by 4 after 5 epochs without a better validation loss, training
+stopped after `--patience` (15) epochs without one, at most `--max-epochs` (150); the best epoch is kept and the
+epochs used are printed. Then a learning curve (test MAE against training-set size for the mean, ElemNet, IRNet and
+the forest, every network converged the same way), optionally a fixed budget of one-cycle epochs beside the
+converged networks (`--one-cycle-epochs 40`, the previous recipe), and, for OQMD, transfer learning to pymatgen's
+experimental formation enthalpies and the PCA of ElemNet's first-layer weights.
 
-    python bench/elemnet.py --out bench/results/elemnet                          # OQMD, about an hour on 2 CPU cores
-    python bench/elemnet.py --data mp_e_form --out bench/results/elemnet_mp_e_form
+    python bench/elemnet.py --one-cycle-epochs 40 --out bench/results/elemnet        # OQMD
+    python bench/elemnet.py --data mp_e_form --out bench/results/elemnet_mp_e_form   # Matbench mp_e_form
     python bench/elemnet.py --quick                 # a smoke test on a few thousand rows
 
-On a CPU the networks train in bfloat16 mixed precision (`--precision bf16`, weights and updates in float32; 1.7x
-the float32 speed measured on this 2-core CPU); `--precision fp32` turns it off. Data come through matdl_nb's
-registry (internet, or a mirror in MATDL_MIRROR). The last line for OQMD is
-`RESULT elemnet_mae=<x> irnet_mae=<y> rf_mae=<z> n_train=<n>`; for mp_e_form it adds `crossover_rows=<rows or none>`,
-the smallest measured training size at which ElemNet's test MAE is below the forest's.
+The committed runs took 64 and 41 minutes side by side on a 2-core CPU, one torch thread each. On a CPU the
+networks train in bfloat16 mixed precision (`--precision bf16`, weights and updates in float32); `--precision fp32`
+turns it off. Data come through matdl_nb's registry (internet, or a mirror in MATDL_MIRROR). The last line for OQMD
+is `RESULT elemnet_mae=<x> irnet_mae=<y> rf_mae=<z> n_train=<n>`; for mp_e_form it adds
+`crossover_rows=<rows or none>`, the smallest measured training size at which ElemNet's test MAE is below the
+forest's.
 """
 import argparse
 import contextlib
@@ -118,7 +120,8 @@ def main(argv=None):
     m_tr, m_te = magpie_features(train.formula, progress=False), magpie_features(test.formula, progress=False)
     log(f"{about}\ntrain {len(train):,} (+{len(valid):,} for early stopping), test {len(test):,} formulas; "
         f"Magpie features in {time.time() - t0:.0f} s")
-    log(f"recipe: lr_find, 3 warm-up epochs to min(10 x valley, best rate), cut by 4 after 5 epochs without a better validation loss, stop after "
+    log(f"recipe: lr_find, 3 warm-up epochs to min(10 x valley, best rate), cut by 4 after 5 epochs without a better "
+        f"validation loss, stop after "
         f"{args.patience} (at most {args.max_epochs} epochs), batch {args.batch_size}, Adam with fastai's default weight "
         f"decay, {args.precision} on {get_device()}")
 
@@ -146,7 +149,8 @@ def main(argv=None):
             curve[name].append(mae(y_te, p))
             runs.append(dict(model=name, n_train=size, **{k: v for k, v in run.items() if k != "best_valid_loss"},
                              test_mae=round(curve[name][-1], 4)))
-            log(f"{size:,} rows, {name}: lr_find valley {run['lr_find']:.2g}, best {run['lr_best']:.2g}, start {run['lr']:.2g}, {run['epochs']} epochs (best {run['best_epoch']}, "
+            log(f"{size:,} rows, {name}: lr_find valley {run['lr_find']:.2g}, best {run['lr_best']:.2g}, "
+                f"start {run['lr']:.2g}, {run['epochs']} epochs (best {run['best_epoch']}, "
                 f"{'stopped by itself' if run['converged'] else 'hit max_epochs: not converged'}, rate cut at "
                 f"{run['lr_cuts']}), {run['minutes']:.1f} min, test MAE {curve[name][-1]:.4f}")
             if size == full: nets[name], preds[name], times[name] = learn, p, run["minutes"] * 60
