@@ -113,7 +113,8 @@ def _xrd_simulate(args) -> None:
 
 def _xrd_classify(args) -> None:
     from matdl_nb.train import load_model
-    from matdl_nb.xrd_measured import PatternError, predict_pattern, read_pattern
+    from matdl_nb.xrd_classifier import predict_pattern
+    from matdl_nb.xrd_measured import PatternError, read_pattern
     if not (Path(args.model) / "config.json").is_file():
         raise InputError(f"{args.model}: not a model folder; train one with `matdl train xrd --measured --out {args.model}`")
     model = load_model(args.model)
@@ -170,7 +171,7 @@ def _job_parsers(jobs) -> None:
     train.add_argument("--epochs", type=int, help="training epochs (default: the kind's, as in its notebook)")
     train.add_argument("--formula-col", help="the formula column of a CSV (default: formula)")
     train.add_argument("--crystals", type=int, help="xrd: random training crystals (default 3000)")
-    train.add_argument("--measured", action="store_true", help="xrd: for measured patterns (pattern and mask, simulated diffractometer)")
+    train.add_argument("--measured", action="store_true", help="xrd: for measured patterns (RatioCNN over all 230 space groups, simulated diffractometer)")
     train.add_argument("--images", type=int, help="unet: simulated training images (default 320)")
     train.add_argument("--lattice", action="store_true", help="unet: generic lattices of columns instead of WSe2")
     train.add_argument("--option", action="append", metavar="KEY=VALUE", help="a loader option of a registered dataset")

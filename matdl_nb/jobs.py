@@ -241,25 +241,27 @@ def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progr
 
 # %% ../nbs/94_jobs.ipynb #c131
 def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True) -> dict:
-    "XRDNet on (pattern, mask) from a simulated diffractometer: random crystals plus substituted AFLOW prototypes, 10-80 degrees."
-    from matdl_nb.data import CRYSTAL_SYSTEMS, crystal_system
+    "RatioCNN for measured patterns (`xrd_classifier`): random crystals of all 230 space groups plus the AFLOW prototypes, patterns from the simulated diffractometer on 10-80 degrees."
+    from matdl_nb.data import CRYSTAL_SYSTEMS
     from matdl_nb.train import plot_confusion_matrix, save_model
-    from matdl_nb.xrd_measured import (OTHER_INSTRUMENT, Diffractometer, crystal_system_training_set, measured_xrd_learner,
-                                       simulated_crystal_systems, two_theta_grid)
-    data = crystal_system_training_set(crystals, 4, seed=seed, progress=progress)
+    from matdl_nb.xrd import two_theta_grid
+    from matdl_nb.xrd_classifier import TEST_INSTRUMENTS, predict_templates, real_structure_templates, symmetry_learner, training_templates
+    from matdl_nb.xrd_measured import Diffractometer
+    real = real_structure_templates(perovskites=0, jarvis=False, progress=progress)  # the prototypes ship with pymatgen: no download
+    data = training_templates(crystals, real, seed=seed, progress=progress)
     seed_everything(seed)
     grid = (10.0, 80.0, 0.04)
-    learn = measured_xrd_learner(data["train"], data["valid"], grid=grid, batch_size=64)
-    with _fitting(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
+    learn = symmetry_learner(data["train"], data["valid"], model="ratio", grid=grid)
+    with _fitting(learn, progress): learn.fit_one_cycle(epochs, 1e-3)
     save_model(learn.model, out, extra=dict(grid=list(grid), measured=True))
-    held_out, other = data["held_out"], Diffractometer(two_theta_grid(*grid), **OTHER_INSTRUMENT)
-    guess = [CRYSTAL_SYSTEMS.index(g) for g in simulated_crystal_systems(learn.model, held_out.structure.tolist(), other, seed)]
-    truth = np.array([CRYSTAL_SYSTEMS.index(crystal_system(int(g))) for g in held_out.spacegroup_number])
+    held_out, instrument = data["held_out"], "another instrument"
+    probabilities, _ = predict_templates(learn.model, held_out, Diffractometer(two_theta_grid(*grid), **TEST_INSTRUMENTS[instrument]), seed)
+    truth, guess = held_out.system.numpy(), probabilities.argmax(1)
     fig, ax = plt.subplots(figsize=(5.5, 4.8))
-    plot_confusion_matrix(truth, np.array(guess), labels=CRYSTAL_SYSTEMS, ax=ax, title="held-out AFLOW prototypes, another instrument")
-    metrics = dict(held_out_prototypes_crystal_system_accuracy=float((np.array(guess) == truth).mean()),
+    plot_confusion_matrix(truth, guess, labels=CRYSTAL_SYSTEMS, ax=ax, title=f"held-out AFLOW prototypes, {instrument}")
+    metrics = dict(held_out_prototypes_crystal_system_accuracy=float((guess == truth).mean()),
                    largest_class=float(np.bincount(truth).max() / len(truth)), figure=_save_figure(fig, out / "confusion.png"))
-    return _finish(out, dict(kind="xrd", measured=True, data=f"{crystals} random crystals + substituted prototypes (seed {seed})",
+    return _finish(out, dict(kind="xrd", measured=True, data=f"{crystals} random crystals (230 space groups) + AFLOW prototypes (seed {seed})",
                              epochs=epochs, seed=seed), metrics)
 
 # %% ../nbs/94_jobs.ipynb #c032
@@ -432,7 +434,8 @@ def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], out: Pa
 
 
 def _predict_measured(model, inputs: Sequence[str], top: int = 3) -> pd.DataFrame:
-    from matdl_nb.xrd_measured import PatternError, predict_pattern
+    from matdl_nb.xrd_classifier import predict_pattern
+    from matdl_nb.xrd_measured import PatternError
     rows = []
     for name in inputs:
         try: answer = predict_pattern(model, *read_pattern(name), top=top, name=str(name))

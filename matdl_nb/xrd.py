@@ -202,12 +202,12 @@ XRD_ELEMENTS = ("Li", "Be", "B", "C", "N", "O", "F", "Na", "Mg", "Al", "Si", "P"
 MAX_PEAKS = 200
 
 # %% ../nbs/30_xrd.ipynb #c089
-def _random_crystal(rng: np.random.Generator, max_atoms: int):
+def _random_crystal(rng: np.random.Generator, max_atoms: int, space_groups: dict = XRD_SPACE_GROUPS, system: str | None = None):
     "(structure, space group) of one random pyxtal crystal; None when pyxtal gives up, 'symmetry' when spglib finds another group."
     from pyxtal import pyxtal  # imported on first use: pyxtal is slow to import
     from pyxtal.symmetry import Group
-    system = CRYSTAL_SYSTEMS[rng.integers(len(CRYSTAL_SYSTEMS))]
-    group = int(rng.choice(XRD_SPACE_GROUPS[system]))
+    system = system or CRYSTAL_SYSTEMS[rng.integers(len(CRYSTAL_SYSTEMS))]
+    group = int(rng.choice(space_groups[system]))
     multiplicities = sorted({w.multiplicity for w in Group(group).Wyckoff_positions})
     species = [str(e) for e in rng.choice(XRD_ELEMENTS, size=rng.integers(1, 4), replace=False)]  # pyxtal needs str, not np.str_
     counts = [int(sum(rng.choice(multiplicities[:3], size=rng.integers(1, 3)))) for _ in species]
@@ -231,17 +231,20 @@ def random_crystals(
     seed: int = 0,
     max_atoms: int = 40,  # atoms in the conventional cell at most
     progress: bool = True,
+    space_groups: dict = XRD_SPACE_GROUPS,  # crystal system -> the space groups drawn from it (uniformly)
+    balanced: bool = False,  # True: as many crystals of each crystal system (some are accepted far less often than others)
 ) -> tuple[list, dict]:
     "`n` distinct random crystals `[(structure, space_group)]`, and how many attempts it took (failed, changed symmetry, duplicate)."
     rng = np.random.default_rng(seed)
     crystals, seen = [], set()
+    per_system = dict.fromkeys(CRYSTAL_SYSTEMS, 0)
     stats = dict(attempts=0, failed=0, symmetry_changed=0, duplicates=0)
     bar = progress_bar(range(n), leave=False) if progress else None
     if bar is not None: bar.update(0)  # start the clock of a manually updated bar
     while len(crystals) < n:
         stats["attempts"] += 1
         if stats["attempts"] > 50 * n + 100: raise RuntimeError(f"pyxtal produced only {len(crystals)} of {n} crystals.")
-        made = _random_crystal(rng, max_atoms)
+        made = _random_crystal(rng, max_atoms, space_groups, min(per_system, key=per_system.get) if balanced else None)
         if made is None: stats["failed"] += 1; continue
         if made == "symmetry": stats["symmetry_changed"] += 1; continue
         structure, group = made
@@ -251,6 +254,7 @@ def random_crystals(
         if fingerprint in seen: stats["duplicates"] += 1; continue
         seen.add(fingerprint)
         crystals.append((structure, group))
+        per_system[crystal_system(group)] += 1
         if bar is not None: bar.update(len(crystals))
     return crystals, stats
 
@@ -379,7 +383,7 @@ class PeakDataset(Dataset):
         if bad: raise ValueError(f"space groups must be numbers 1-230, got {bad}")
         if len(peaks["two_theta"]) and np.asarray(peaks["two_theta"]).shape[1] > MAX_PEAKS:
             raise ValueError(f"peak lists have {np.asarray(peaks['two_theta']).shape[1]} columns, more than the {MAX_PEAKS} peaks "
-                             "`peaks_of` keeps: is this a whole pattern? Patterns go to `xrd_measured.predict_pattern`.")
+                             "`peaks_of` keeps: is this a whole pattern? Patterns go to `xrd_classifier.predict_pattern`.")
         self.two_theta = torch.as_tensor(peaks["two_theta"], dtype=torch.float32)
         self.intensity = torch.as_tensor(peaks["intensity"], dtype=torch.float32)
         cs = [CRYSTAL_SYSTEMS.index(c) for c in peaks["crystal_system"]]
@@ -503,7 +507,7 @@ def predict_peaks(
     if two_theta.ndim != 2 or two_theta.shape[1] > MAX_PEAKS or np.shape(peaks["intensity"]) != two_theta.shape:
         raise ValueError(f"peaks must hold two_theta and intensity arrays of one shape [N, <= {MAX_PEAKS}] (peak lists from "
                          f"`peaks_of`), got {list(two_theta.shape)}: a measured or rendered pattern goes to "
-                         "`xrd_measured.predict_pattern` instead.")
+                         "`xrd_classifier.predict_pattern` instead.")
     grid = getattr(model, "init_args", {}).get("grid", (5.0, 90.0, 0.04))
     pipeline = pipeline or PatternPipeline(grid=two_theta_grid(*grid))
     device = next(model.parameters()).device

@@ -1,4 +1,4 @@
-"""Read a diffractometer's file, remove its background, put any 2-theta range on the model's grid; simulate patterns the way a diffractometer records them; identify the phases in real measured patterns and name the crystal system, with probabilities.
+"""Read a diffractometer's file, remove its background, put any 2-theta range on the model's grid; simulate patterns the way a diffractometer records them; identify the phases in real measured patterns.
 
 Docs: https://matdl.github.io/matdl_nb/xrd_measured.html.md"""
 
@@ -17,26 +17,23 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from fastai.learner import Learner
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 from pymatgen.core import Lattice, Structure
 from torch import nn
 from torch.utils.data import Dataset
 
-from .core import cache_root
-from .data import CRYSTAL_SYSTEMS, crystal_system
-from .train import make_dataloader, make_dataloaders, store_init_args
+from .data import crystal_system
+from .train import store_init_args
 from .xrd import CU_KA, PoissonNoise, scherrer_fwhm, two_theta_grid
 
 # %% auto #0
 __all__ = ['BASELINE_METHODS', 'CU_KA1', 'CU_KA2', 'MAX_REFLECTIONS', 'OTHER_INSTRUMENT', 'PatternError', 'parse_pattern_text',
-           'read_pattern', 'remove_background', 'to_grid', 'preprocess_pattern', 'reflection_arrays', 'march_dollase',
-           'ka_doublet', 'caglioti_fwhm', 'Diffractometer', 'render_banded', 'strained_variants', 'PhaseLibrary',
-           'PhaseMixtures', 'mixture_collate', 'PatternCNN', 'fit_phase', 'identify_phases', 'plot_identification',
-           'phase_formula', 'score_identification', 'substituted_prototypes', 'ReflectionDataset', 'reflection_collate',
-           'crystal_system_training_set', 'simulated_crystal_systems', 'crystal_system_accuracy', 'best_polymorph',
-           'measured_xrd_learner', 'predict_pattern']
+           'read_pattern', 'snip_half_window', 'remove_background', 'to_grid', 'preprocess_pattern',
+           'reflection_arrays', 'march_dollase', 'ka_doublet', 'caglioti_fwhm', 'Diffractometer', 'render_banded',
+           'snip_backgrounds', 'strained_variants', 'PhaseLibrary', 'PhaseMixtures', 'mixture_collate', 'PatternCNN',
+           'fit_phase', 'identify_phases', 'plot_identification', 'phase_formula', 'score_identification',
+           'ProbabilityAverage', 'best_polymorph']
 
 # %% ../nbs/31_xrd_measured.ipynb #c010
 class PatternError(ValueError):
@@ -109,6 +106,11 @@ def read_pattern(
 BASELINE_METHODS = ("snip", "arpls", "asls", "mor", "none")
 
 
+def snip_half_window(step: float, window: float = 3.0) -> int:
+    "SNIP's largest half window in points for a scan of `step` degrees and a `window` in degrees."
+    return max(2, int(round(window / step / 2)))
+
+
 def remove_background(
     two_theta: np.ndarray,  # degrees, ascending
     intensity: np.ndarray,
@@ -119,8 +121,7 @@ def remove_background(
     if method not in BASELINE_METHODS: raise ValueError(f"method must be one of {BASELINE_METHODS}, got {method!r}")
     if method == "none": return intensity - intensity.min(), np.full_like(intensity, intensity.min())
     from pybaselines import Baseline  # imported on first use
-    step = float(np.median(np.diff(two_theta)))
-    half = max(2, int(round(window / step / 2)))
+    half = snip_half_window(float(np.median(np.diff(two_theta))), window)
     fitter = Baseline(two_theta, check_finite=False)
     if method == "snip": background, _ = fitter.snip(intensity, max_half_window=half, decreasing=True, smooth_half_window=max(1, half // 20))
     elif method == "mor": background, _ = fitter.mor(intensity, half_window=half)
@@ -129,7 +130,7 @@ def remove_background(
     background = np.minimum(background, intensity)
     return intensity - background, background
 
-
+# %% ../nbs/31_xrd_measured.ipynb #c0121
 def to_grid(
     two_theta: np.ndarray,  # degrees, ascending
     intensity: np.ndarray,
@@ -306,6 +307,10 @@ def _scan(patterns: torch.Tensor, grid: torch.Tensor, partial: float, min_span: 
 
 def _remove_backgrounds(patterns: torch.Tensor, mask: torch.Tensor, grid: torch.Tensor, method: str) -> torch.Tensor:
     "Background removal as for a measured pattern, inside each scan's range; then scaled to a maximum of 1."
+    if method == "snip":  # the same numbers as pybaselines' SNIP, for the whole batch at once
+        half = snip_half_window(float(np.median(np.diff(grid.numpy().astype(float)))))
+        out = (patterns - torch.minimum(snip_backgrounds(patterns, mask, half, max(1, half // 20)), patterns)) * mask
+        return out / out.amax(1, keepdim=True).clamp_min(1e-12)
     out = torch.zeros_like(patterns)
     x = grid.numpy().astype(float)
     for i in range(len(patterns)):
@@ -363,6 +368,47 @@ def render_banded(
     out = F.conv1d(sticks[None], kernels.flip(-1)[:, None], padding=half, groups=b * bands)[0]
     out = out.view(b, bands, n).sum(1)
     return out / out.amax(dim=1, keepdim=True).clamp_min(1e-12)
+
+# %% ../nbs/31_xrd_measured.ipynb #c02511
+def snip_backgrounds(
+    patterns: torch.Tensor,  # [B, G] on an even grid
+    mask: torch.Tensor,  # [B, G] 1 inside each pattern's measured range (one stretch per row)
+    half_window: int,  # SNIP's largest half window, points (`snip_half_window`)
+    smooth_half_window: int = 1,  # 0: no smoothing between iterations
+) -> torch.Tensor:
+    "Backgrounds `[B, G]` by pybaselines' SNIP (decreasing windows, linear extrapolation at the edges, smoothing) for a batch of patterns, each inside its own range."
+    b, g = patterns.shape
+    half, inside = half_window, mask > 0
+    start = inside.to(torch.int8).argmax(1)  # first and last measured point of each row
+    stop = g - 1 - inside.flip(1).to(torch.int8).argmax(1)
+    data, index = patterns.double(), torch.arange(g, dtype=torch.float64)[None]
+
+    def edge_line(first: torch.Tensor) -> tuple:  # least-squares line through `half` points from `first` on
+        w = ((index >= first[:, None]) & (index < first[:, None] + half)).double()
+        sw, sx, sy = w.sum(1), (w * index).sum(1), (w * data).sum(1)
+        sxx, sxy = (w * index * index).sum(1), (w * index * data).sum(1)
+        slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
+        return slope[:, None], ((sy - slope * sx) / sw)[:, None]
+
+    (left_slope, left_cut), (right_slope, right_cut) = edge_line(start), edge_line(stop - half + 1)
+    x = torch.arange(-half, g + half, dtype=torch.float64)[None]  # the padded frame
+    base = torch.where(x < start[:, None], left_slope * x + left_cut,
+                       torch.where(x > stop[:, None], right_slope * x + right_cut, F.pad(data, (half, half)))).float()
+    frame = torch.arange(g + 2 * half)[None]
+    low, high = start[:, None], (stop + 2 * half + 1)[:, None]  # each row's padded stretch [low, high)
+    for i in range(half, 0, -1):
+        n = base.shape[1]
+        centre = base[:, i:n - i]
+        mean_of_ends = (base[:, :n - 2 * i] + base[:, 2 * i:]) / 2
+        smoothed = (base[:, i - 1:n - i - 1] + centre + base[:, i + 1:n - i + 1]) / 3 if smooth_half_window else centre
+        inside_row = (frame[:, i:n - i] - i >= low) & (frame[:, i:n - i] + i < high)  # both ends within the row's stretch
+        updated = torch.where(inside_row, torch.where(centre > mean_of_ends, mean_of_ends, smoothed), centre)
+        base = torch.cat([base[:, :i], updated, base[:, n - i:]], 1)
+    return base[:, half:half + g].to(patterns.dtype)
+
+# %% ../nbs/31_xrd_measured.ipynb #c0292
+OTHER_INSTRUMENT = dict(u=(0.02, 0.04), w=(0.01, 0.02), ka2=0.0, texture=0.8, march=(0.3, 0.6), partial=1.0, hump=(0.1, 0.4))
+# a diffractometer unlike the training one: monochromated K-alpha1, wider instrumental peaks, stronger texture, partial scans
 
 # %% ../nbs/31_xrd_measured.ipynb #c031
 def strained_variants(
@@ -578,100 +624,15 @@ def score_identification(
                          explained=round(results[row.name]["explained"], 3)))
     return pd.DataFrame(rows).set_index("pattern")
 
-# %% ../nbs/31_xrd_measured.ipynb #c050
-def substituted_prototypes(
-    structures: Sequence[Structure],  # real structure types, e.g. the AFLOW prototypes
-    n_per: int = 4,  # element substitutions (each with a strained lattice) per structure
-    seed: int = 0,
-    elements: Sequence[str] | None = None,  # default `xrd.XRD_ELEMENTS`
-) -> list[tuple[int, Structure]]:
-    "(index of the source structure, new structure): each structure type with its elements swapped one-for-one and its lattice strained within its symmetry."
-    from matdl_nb.xrd import XRD_ELEMENTS
-    elements, rng, out = list(elements or XRD_ELEMENTS), np.random.default_rng(seed), []
-    for i, structure in enumerate(structures):
-        species = sorted({site.specie.symbol for site in structure})
-        for j, variant in enumerate(strained_variants(structure, n_per + 1, 0.03, seed=int(rng.integers(2**31)))[1:]):
-            swap = dict(zip(species, rng.choice(elements, len(species), replace=False).tolist()))
-            variant.replace_species(swap)
-            out.append((i, variant))
-    return out
+# %% ../nbs/31_xrd_measured.ipynb #c0493
+class ProbabilityAverage(nn.Module):
+    "Several classifiers as one: the log of their mean softmax probabilities, so that `.softmax(1)` of the output is the mean probability."
+    def __init__(self, models: Sequence[nn.Module]):
+        super().__init__()
+        self.models = nn.ModuleList(models)
 
-
-class ReflectionDataset(Dataset):
-    "Reflection arrays with (crystal system, space group) class indices; a space group outside the classes gets -1 (ignored by the loss)."
-    def __init__(self, arrays: dict, space_groups: Sequence[int]):
-        from matdl_nb.xrd import SPACE_GROUP_CLASSES
-        self.arrays = {k: torch.as_tensor(arrays[k]) for k in ("two_theta", "intensity", "direction")}
-        if len(space_groups) != len(self.arrays["two_theta"]):
-            raise ValueError(f"{len(space_groups)} space groups for {len(self.arrays['two_theta'])} reflection lists")
-        bad = sorted({int(g) for g in space_groups if not 1 <= int(g) <= 230})
-        if bad: raise ValueError(f"space groups must be 1-230, got {bad}")
-        cs = [CRYSTAL_SYSTEMS.index(crystal_system(int(g))) for g in space_groups]
-        sg = [SPACE_GROUP_CLASSES.index(int(g)) if int(g) in SPACE_GROUP_CLASSES else -1 for g in space_groups]
-        self.labels = torch.tensor(np.stack([cs, sg], 1), dtype=torch.long)
-
-    def __len__(self): return len(self.labels)
-    def __getitem__(self, i): return self.arrays["two_theta"][i], self.arrays["intensity"][i], self.arrays["direction"][i], self.labels[i]
-
-
-def reflection_collate(diffractometer: Diffractometer):
-    "Renders a batch of reflection lists as measured-like patterns: -> (patterns `[B, 2, G]`, labels `[B, 2]`)."
-    def collate(samples):
-        two_theta, intensity, direction, labels = (torch.stack(x) for x in zip(*samples))
-        return diffractometer(two_theta, intensity, direction), labels
-    return collate
-
-# %% ../nbs/31_xrd_measured.ipynb #c054
-OTHER_INSTRUMENT = dict(u=(0.02, 0.04), w=(0.01, 0.02), ka2=0.0, texture=0.8, march=(0.3, 0.6), partial=1.0, hump=(0.1, 0.4))
-# a diffractometer unlike the training one: monochromated K-alpha1, wider instrumental peaks, stronger texture, partial scans
-
-
-def crystal_system_training_set(
-    n_random: int,  # random pyxtal crystals
-    n_substitutions: int = 4,  # substituted, strained copies of each AFLOW prototype that is not held out
-    seed: int = 0,
-    held_out: float = 0.2,  # fraction of the prototypes kept out of training, with all their copies
-    valid_fraction: float = 0.1,
-    progress: bool = True,
-) -> dict:
-    "Training and validation `ReflectionDataset`s of random crystals plus substituted prototypes, and the held-out prototypes."
-    from matdl_nb.data import load_dataset
-    from matdl_nb.xrd import random_crystals
-    prototypes = load_dataset("aflow_prototypes")
-    out_of_training = np.random.default_rng(seed).random(len(prototypes)) < held_out
-    crystals, _ = random_crystals(n_random, seed=seed + 3, progress=progress)
-    kept = prototypes[~out_of_training].reset_index(drop=True)
-    substituted = substituted_prototypes(kept.structure.tolist(), n_substitutions, seed=seed)
-    groups = np.array([g for _, g in crystals] + [int(kept.spacegroup_number[i]) for i, _ in substituted])
-    arrays = reflection_arrays([s for s, _ in crystals] + [s for _, s in substituted], (5, 90))
-    order = np.random.default_rng(seed + 1).permutation(len(groups))
-    n_valid = max(1, int(len(order) * valid_fraction))
-    part = lambda rows: ReflectionDataset({k: v[rows] for k, v in arrays.items()}, groups[rows])
-    return dict(train=part(order[n_valid:]), valid=part(order[:n_valid]), n_random=len(crystals),
-                n_substituted=len(substituted), held_out=prototypes[out_of_training].reset_index(drop=True))
-
-
-def simulated_crystal_systems(
-    model: nn.Module,  # XRDNet on (pattern, mask)
-    structures: Sequence[Structure],
-    diffractometer: Diffractometer,  # how the test patterns are recorded
-    seed: int = 0,  # the diffractometer's random draws
-) -> np.ndarray:
-    "The crystal system the model names for one simulated measurement of each structure."
-    data = reflection_arrays(structures, (5, 90))
-    torch.manual_seed(seed)
-    patterns = diffractometer(*(torch.from_numpy(data[k]) for k in ("two_theta", "intensity", "direction")))
-    model.eval()
-    with torch.no_grad(): guess = model(patterns.to(next(model.parameters()).device))[:, :len(CRYSTAL_SYSTEMS)].argmax(1).cpu()
-    return np.array(CRYSTAL_SYSTEMS)[guess.numpy()]
-
-
-def crystal_system_accuracy(model: nn.Module, structures: Sequence[Structure], space_groups: Sequence[int],
-                            diffractometer: Diffractometer, seed: int = 0) -> float:
-    "Fraction of the structures whose crystal system `simulated_crystal_systems` gets right."
-    guess = simulated_crystal_systems(model, structures, diffractometer, seed)
-    return float(np.mean([g == crystal_system(int(t)) for g, t in zip(guess, space_groups)]))
-
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, ...] -> [B, classes]
+        return torch.stack([m(x).float().softmax(1) for m in self.models]).mean(0).clamp_min(1e-12).log()
 
 # %% ../nbs/31_xrd_measured.ipynb #c055
 def best_polymorph(
@@ -684,49 +645,3 @@ def best_polymorph(
     if not same: raise ValueError(f"no phase with the formula {formula} in the library")
     x = preprocess_pattern(two_theta, intensity, grid)
     return library.names[max(same, key=lambda i: fit_phase(library, i, x[0], x[1], grid)[1]["explained"])]
-
-# %% ../nbs/31_xrd_measured.ipynb #c052
-def measured_xrd_learner(
-    train: ReflectionDataset, valid: ReflectionDataset,
-    grid: tuple = (10.0, 80.0, 0.04),  # 2-theta (start, stop, step), degrees: saved with the model
-    batch_size: int = 128, device=None,
-    train_diffractometer: Diffractometer | None = None,  # default: `Diffractometer` on the grid
-    valid_diffractometer: Diffractometer | None = None,  # default: the same settings
-    **model_kwargs,  # XRDNet's other arguments
-) -> Learner:
-    "A fastai `Learner` for XRDNet on (pattern, mask) inputs drawn by a simulated diffractometer."
-    from matdl_nb.xrd import SPACE_GROUP_CLASSES, TwoHeadLoss, XRDNet, xrd_metrics
-    points = two_theta_grid(*grid)
-    train_diffractometer = train_diffractometer or Diffractometer(points)
-    valid_diffractometer = valid_diffractometer or Diffractometer(points)
-    dls = make_dataloaders(train, valid, batch_size, reflection_collate(train_diffractometer), device)
-    dls.valid = make_dataloader(valid, 2 * batch_size, collate_fn=reflection_collate(valid_diffractometer), device=dls.device)
-    model = XRDNet(n_points=len(points), grid=tuple(grid), in_channels=2, n_crystal_systems=len(CRYSTAL_SYSTEMS),
-                   n_space_groups=len(SPACE_GROUP_CLASSES), **model_kwargs)
-    return Learner(dls, model, loss_func=TwoHeadLoss(len(CRYSTAL_SYSTEMS)), metrics=xrd_metrics(len(CRYSTAL_SYSTEMS)),
-                   path=cache_root() / "learners")
-
-
-def predict_pattern(
-    model: nn.Module,  # an XRDNet trained on (pattern, mask) inputs, e.g. from `measured_xrd_learner`
-    two_theta: np.ndarray, intensity: np.ndarray,  # a measured pattern, any range and step
-    top: int = 3,  # guesses returned per head
-    background: str = "snip",  # see `remove_background`
-    name: str = "pattern",
-) -> dict:
-    "The model's `top` crystal systems and space groups for a measured pattern, with probabilities, and the input it read."
-    from matdl_nb.xrd import SPACE_GROUP_CLASSES
-    args = getattr(model, "init_args", {})
-    if args.get("in_channels") != 2:
-        raise ValueError("predict_pattern needs a model that reads (pattern, mask), i.e. XRDNet(in_channels=2) from "
-                         "measured_xrd_learner; a model trained on clean patterns goes with xrd.predict_peaks")
-    grid = two_theta_grid(*args["grid"])
-    x = preprocess_pattern(two_theta, intensity, grid, background, name)
-    model.eval()
-    with torch.no_grad(): logits = model(x[None].to(next(model.parameters()).device)).float().cpu()[0]
-    n = len(CRYSTAL_SYSTEMS)
-    cs, sg = logits[:n].softmax(0), logits[n:].softmax(0)
-    rank = lambda p, labels: pd.DataFrame([(labels[int(i)], float(p[i])) for i in p.argsort(descending=True)[:top]],
-                                          columns=["answer", "probability"])
-    return dict(crystal_system=rank(cs, CRYSTAL_SYSTEMS), space_group=rank(sg, SPACE_GROUP_CLASSES), input=x, grid=grid,
-                coverage=float(x[1].mean()))

@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matdl_nb.xrd import XRDNet, two_theta_grid
-from matdl_nb.xrd_measured import (Diffractometer, PatternError, caglioti_fwhm, march_dollase, parse_pattern_text,
-                                   predict_pattern, preprocess_pattern, read_pattern, remove_background, render_banded,
+from matdl_nb.xrd_measured import (Diffractometer, PatternError, caglioti_fwhm, march_dollase, parse_pattern_text, snip_backgrounds,
+                                   snip_half_window,
+                                   preprocess_pattern, read_pattern, remove_background, render_banded,
                                    to_grid)
 
 GRID = two_theta_grid(10, 80, 0.04)
@@ -144,11 +145,14 @@ def test_diffractometer_output_and_mask():
     assert (out[:, 0] * (1 - out[:, 1])).abs().max() == 0, "nothing outside the measured range"
 
 
-def test_predict_pattern_checks_the_model():
-    x, y = _pattern()
-    with pytest.raises(ValueError, match="in_channels=2"): predict_pattern(XRDNet(), x, y)
-    model = XRDNet(n_points=len(GRID), grid=(10.0, 80.0, 0.04), in_channels=2)
-    result = predict_pattern(model, x, y, top=3)
-    assert len(result["crystal_system"]) == 3 and result["crystal_system"].probability.between(0, 1).all()
-    assert result["coverage"] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="2, 1751"): model(torch.zeros(1, 1, len(GRID)))
+def test_batched_snip_is_pybaselines_snip():
+    from pybaselines import Baseline
+    torch.manual_seed(0)
+    rows = (torch.rand(12, 800).double() + torch.linspace(1, 0, 800)) ** 3
+    mask = torch.ones_like(rows)
+    for i in range(6, 12): mask[i, :int(torch.randint(0, 200, ()))] = 0; mask[i, int(torch.randint(500, 800, ())):] = 0
+    half = snip_half_window(0.04)
+    ours = snip_backgrounds(rows, mask, half, 1)
+    for row, inside, mine in zip(rows.numpy(), mask.bool().numpy(), ours.numpy()):
+        reference, _ = Baseline(np.arange(inside.sum()) * 0.04).snip(row[inside], max_half_window=half, decreasing=True, smooth_half_window=1)
+        np.testing.assert_allclose(mine[inside], reference, atol=1e-4 * row.max())
