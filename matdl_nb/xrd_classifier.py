@@ -267,7 +267,6 @@ def random_crystal_templates(
             _save_chunk(_chunk_path(c), _crystal_chunk(c))
             if bar is not None: bar.update(done)
     elif missing:
-        # spawned workers import the function by name: a notebook's own copy lives in __main__, which they cannot import
         worker = _crystal_chunk if _crystal_chunk.__module__ != "__main__" else importlib.import_module("matdl_nb.xrd_classifier")._crystal_chunk
         context = multiprocessing.get_context("spawn")  # not fork: a forked child of a process that has run PyTorch's threads can hang
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
