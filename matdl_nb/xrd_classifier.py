@@ -228,8 +228,7 @@ def _read_structure(path: str | Path) -> Structure:
 
 def _crystal_chunk(settings: tuple) -> dict:
     "One chunk of random crystals (all 230 space groups, balanced over crystal systems) as templates; runs in a worker process."
-    seed, index, size, max_atoms, max_reflections = settings
-    os.environ.setdefault("SPGLIB_WARNING", "OFF")
+    seed, index, size, max_atoms, max_reflections = settings; os.environ.setdefault("SPGLIB_WARNING", "OFF")
     crystals, stats = random_crystals(size, seed=int(np.random.SeedSequence([seed, index]).generate_state(1)[0]), max_atoms=max_atoms,
                                       progress=False, space_groups=ALL_SPACE_GROUPS, balanced=True)
     templates = [reflection_template(s, g, max_reflections, label=f"random crystal {i}") for i, (s, g) in enumerate(crystals)]
@@ -241,11 +240,12 @@ def _chunk_path(settings: tuple) -> Path:
 
 def _save_chunk(path: Path, chunk: dict) -> None:
     parts = ReflectionTemplates.from_templates(chunk["templates"], "random")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz"); os.close(fd)
-    np.savez(tmp, **{k: v.numpy() for k, v in parts.arrays.items()}, formula=parts.formula.astype(str),
-             stats=np.array([chunk["stats"][k] for k in ("attempts", "failed", "symmetry_changed", "duplicates")]))
-    os.replace(tmp, path)  # whole files only: an interrupted run leaves no half chunk
+    path.parent.mkdir(parents=True, exist_ok=True); fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz"); os.close(fd)
+    try:
+        np.savez(tmp, **{k: v.numpy() for k, v in parts.arrays.items()}, formula=parts.formula.astype(str),
+                 stats=np.array([chunk["stats"][k] for k in ("attempts", "failed", "symmetry_changed", "duplicates")]))
+        os.replace(tmp, path)
+    finally: Path(tmp).unlink(missing_ok=True)  # whole files only: an interrupted or failed write leaves no half chunk
 
 def random_crystal_templates(
     n: int,  # crystals wanted
