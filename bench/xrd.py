@@ -12,12 +12,15 @@ on real measured patterns.
    The runs go to two worker processes of one thread each.
 3. Phase identification on the 8 measured XRD-AutoAnalyzer patterns (Szymanski et al. 2021): PatternCNNs trained with
    three seeds on simulated mixtures of the 56 reference phases, each alone and the average of their probabilities
-   (`ProbabilityAverage`) in the identify-fit-subtract loop, scored by formula against the file names. The phase
-   networks train in the same two worker processes as the classifier runs.
+   (`ProbabilityAverage`) in the identify-fit-subtract loop, scored by formula against the file names. The loop's
+   probability threshold is chosen for each model on simulated mixtures recorded by the other instrument
+   (`threshold_scores`, best F1), never on the measured patterns; the answers at the old fixed threshold of 0.5
+   are printed beside. The phase networks train in the same two worker processes as the classifier runs.
 
     python bench/xrd.py --out bench/results/xrd      # about 2 hours on 2 CPU cores
     python bench/xrd.py --quick                      # a smoke test
     python bench/xrd.py --out bench/results/xrd --resume   # keep the steps and runs already in <out>.json, run the rest
+    python bench/xrd.py --out bench/results/xrd --resume --redo-phases   # phase identification again, the rest kept
 
 Needs the XRD-AutoAnalyzer, Castelli and JARVIS files (MATDL_MIRROR or the internet). The last line is
 `RESULT xrd_speedup=<s> cs_acc=<a> sg_acc=<b> sg_top5=<c> proto_cs_acc=<d> real_phase_recall=<r>
@@ -114,11 +117,19 @@ def _phase_setup():
     return PhaseLibrary(references.structure, references.name, n_variants=8, progress=False), measured, two_theta_grid(10, 80, 0.04)
 
 
-def _identify(model, library, measured, grid):
+def _identify(model, library, measured, grid, threshold):
     "Phases of the 8 measured patterns: the score table, phases identified."
     from matdl_nb.xrd_measured import identify_phases, score_identification
-    results = {r.name: identify_phases(model, library, r.two_theta, r.intensity, grid, name=r.name) for r in measured.itertuples()}
+    results = {r.name: identify_phases(model, library, r.two_theta, r.intensity, grid, threshold=threshold, name=r.name)
+               for r in measured.itertuples()}
     return score_identification(results, measured), sum(len(r["phases"]) for r in results.values())
+
+
+def _calibrate(model, library, grid, n):
+    "The threshold chosen on `n` simulated mixtures from the other instrument, and the table it was chosen from."
+    from matdl_nb.xrd_measured import choose_threshold, threshold_scores
+    table = threshold_scores(model, library, grid, n=n, progress=False)
+    return choose_threshold(table), table
 
 
 def _train_phase_network(job):
@@ -144,30 +155,45 @@ def _train_phase_network(job):
     batch = mixture_collate(library, Diffractometer(grid, **OTHER_INSTRUMENT))([PhaseMixtures(library, 1024, seed=7)[i] for i in range(1024)])
     learn.model.eval()
     with torch.no_grad(): other_acc = float((learn.model(batch[0]).argmax(1) == batch[1]).float().mean())
-    scores, identified = _identify(learn.model, library, measured, grid)
+    threshold, table = _calibrate(learn.model, library, grid, job["calibration"])
+    at_half, _ = _identify(learn.model, library, measured, grid, 0.5)
+    scores, identified = _identify(learn.model, library, measured, grid, threshold)
     return dict(seed=seed, minutes=round(minutes, 1), valid_acc=float(learn.validate()[1]), other_instrument_acc=other_acc,
-                found=int(scores.found.sum()), false=int(scores.false.sum()), identified=identified,
+                simulated_f1=float(table.f1.max()), threshold=threshold, found=int(scores.found.sum()), false=int(scores.false.sum()),
+                identified=identified, found_at_half=int(at_half.found.sum()), false_at_half=int(at_half.false.sum()),
                 state=learn.model.state_dict(), args=dict(learn.model.init_args))
 
 
-def phase_identification(log, networks):
+def phase_identification(log, networks, calibration):
     "The ensemble of the seeds' phase networks on the 8 measured patterns, after each network alone."
     from matdl_nb.xrd_measured import PatternCNN, ProbabilityAverage
     library, measured, grid = _phase_setup()
     log(f"\n## Phase identification on the 8 measured patterns (XRD-AutoAnalyzer example, Szymanski et al. 2021)\n\n"
         f"{len(networks)} phase networks (PatternCNN, seeds {', '.join(str(n['seed']) for n in networks)}), each trained on simulated "
-        f"mixtures of the 56 reference phases; each alone, then the average of their probabilities:\n")
-    table = pd.DataFrame([{k: n[k] for k in ("seed", "minutes", "valid_acc", "other_instrument_acc", "found", "false", "identified")}
-                          for n in networks])
+        f"mixtures of the 56 reference phases; each alone, then the average of their probabilities. The loop's threshold is "
+        f"chosen for each model on {calibration} simulated mixtures from the other instrument (best F1 there: `simulated_f1`); "
+        f"`found`, `false`: the 8 measured patterns at that threshold; `*_at_half`: at the old fixed 0.5\n")
+    columns = ["seed", "minutes", "valid_acc", "other_instrument_acc", "simulated_f1", "threshold", "found", "false", "identified",
+               "found_at_half", "false_at_half"]
+    table = pd.DataFrame([{k: n[k] for k in columns} for n in networks])
     log(table.round(3).to_markdown(index=False))
     models = []
     for n in networks:
         model = PatternCNN(**n["args"]); model.load_state_dict(n["state"]); models.append(model.eval())
-    scores, identified = _identify(ProbabilityAverage(models), library, measured, grid)
-    log("\nthe ensemble:\n"); log(scores.to_markdown())
+    ensemble = ProbabilityAverage(models)
+    threshold, thresholds = _calibrate(ensemble, library, grid, calibration)
+    log(f"\nthe ensemble on {calibration} simulated mixtures from the other instrument, by threshold (chosen: {threshold}):\n")
+    log(thresholds.iloc[1::2].round(3).to_markdown())
+    at_half, identified_at_half = _identify(ensemble, library, measured, grid, 0.5)
+    scores, identified = _identify(ensemble, library, measured, grid, threshold)
+    log(f"\nthe ensemble at threshold {threshold}:\n"); log(scores.to_markdown())
     found, present, false = int(scores.found.sum()), int(scores.present.sum()), int(scores.false.sum())
-    log(f"\nensemble: phases found {found} / present {present}; false phases {false}; identified {identified}")
+    log(f"\nensemble at {threshold}: phases found {found} / present {present}; false phases {false}; identified {identified}")
+    log(f"ensemble at 0.5: phases found {int(at_half.found.sum())} / present {present}; false phases {int(at_half.false.sum())}; "
+        f"identified {identified_at_half}")
     return dict(recall=found / present, precision=(identified - false) / identified if identified else float("nan"), false=false,
+                threshold=threshold, simulated=thresholds.reset_index().to_dict("records"),
+                recall_at_half=float(at_half.found.sum() / present), false_at_half=int(at_half.false.sum()),
                 other_instrument_phase_acc=float(table.other_instrument_acc.mean()), table=scores.reset_index().to_dict("records"),
                 single_networks=table.to_dict("records"))
 
@@ -194,9 +220,24 @@ def _previous(args, settings):
     if results.get("quick") != args.quick or results.get("settings", settings) != settings:
         raise SystemExit(f"--resume: {out.with_suffix('.json')} was written with other settings ({results.get('settings')}); "
                          "run without --resume")
+    lines = [l for l in out.with_suffix(".md").read_text().splitlines() if not l.startswith("█")]  # no progress-bar debris
+    if args.redo_phases: return _without_phases(results, lines, settings)
     if "summary" in results: raise SystemExit(f"--resume: {out.with_suffix('.json')} is complete already")
-    lines = out.with_suffix(".md").read_text().splitlines()
-    return dict(results=results, lines=[l for l in lines if not l.startswith("█")])  # no progress-bar debris
+    return dict(results=results, lines=lines)
+
+
+def _without_phases(results, lines, settings):
+    "A finished or interrupted run's results and output without its phase identification and its closing tables (written again)."
+    for key in ("phases", "summary", "n_train", "cs_acc", "sg_acc", "sg_top5", "proto_cs_acc", "real_cs_acc", "real_phase_recall",
+                "real_phase_precision", "false_phases", "minutes"):
+        results.pop(key, None)
+    closing = [i for i, l in enumerate(lines) if l.startswith(f"{settings['samples']:,} training patterns per run")]
+    if closing: lines = lines[:closing[0] - 1]  # the blank line before it too
+    start = [i for i, l in enumerate(lines) if l.startswith("## Phase identification")]
+    end = [i for i, l in enumerate(lines) if l.startswith("## Crystal system and space group: the runs")]
+    if start and end: lines = lines[:start[0]] + lines[end[0]:]
+    lines = [l for l in lines if not l.startswith("phase network, seed")]
+    return dict(results=results, lines=lines)
 
 
 def main(argv=None):
@@ -210,15 +251,17 @@ def main(argv=None):
     parser.add_argument("--phase-samples", type=int, default=8192)
     parser.add_argument("--phase-epochs", type=int, default=14)
     parser.add_argument("--phase-seeds", type=int, default=3, help="phase networks trained (their probabilities averaged)")
+    parser.add_argument("--phase-calibration", type=int, default=200, help="simulated mixtures the phase threshold is chosen on")
     parser.add_argument("--workers", type=int, default=2, help="training runs at a time (one thread each)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=str, default=None, help="write <out>.md (the full output) and <out>.json")
     parser.add_argument("--resume", action="store_true", help="keep the simulator, phase and run results already in <out>.json "
                         "(written by an interrupted run with the same settings) and run only what is missing")
+    parser.add_argument("--redo-phases", action="store_true", help="with --resume: train and score the phase networks again")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.samples, args.epochs, args.perovskites, args.n_test = [140], 128, 1, 20, 28
-        args.phase_samples, args.phase_epochs, args.phase_seeds = 256, 1, 2
+        args.phase_samples, args.phase_epochs, args.phase_seeds, args.phase_calibration = 256, 1, 2, 12
     warnings.filterwarnings("ignore")
     os.environ.setdefault("SPGLIB_WARNING", "OFF")
     log, start = Log(__file__, argv), time.time()
@@ -226,8 +269,11 @@ def main(argv=None):
                     epochs=args.epochs, lr=args.lr)
     previous = _previous(args, settings)
     if previous:
-        log.lines = previous["lines"] + [f"\n(resumed on {time.strftime('%Y-%m-%d %H:%M')}: the steps above come from the interrupted "
-                                         f"run, {len(previous['results'].get('runs', []))} training runs kept)\n"]
+        kept = len(previous["results"].get("runs", []))
+        log.lines = previous["lines"] + [
+            f"\n(phase identification run again on {time.strftime('%Y-%m-%d %H:%M')}; the steps above and the {kept} training runs "
+            "come from the earlier run)\n" if args.redo_phases else
+            f"\n(resumed on {time.strftime('%Y-%m-%d %H:%M')}: the steps above come from the interrupted run, {kept} training runs kept)\n"]
         results = previous["results"]
         speed, speedup = results["simulator"], results["xrd_speedup"]
     else:
@@ -257,16 +303,19 @@ def main(argv=None):
     context = multiprocessing.get_context("spawn")  # fresh processes: no threads inherited from this one
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         phase_jobs = [] if "phases" in results else [
-            pool.submit(_train_phase_network, dict(seed=seed, samples=args.phase_samples, epochs=args.phase_epochs))
+            pool.submit(_train_phase_network, dict(seed=seed, samples=args.phase_samples, epochs=args.phase_epochs,
+                                                   calibration=args.phase_calibration))
             for seed in range(args.phase_seeds)]
         futures = [pool.submit(_run, dict(settings=settings, run=job, real=real_inputs)) for job in jobs]
         for future in phase_jobs:
             networks.append(future.result())
-            log(f"phase network, seed {networks[-1]['seed']}: {networks[-1]['found']} phases found, {networks[-1]['false']} false")
+            n = networks[-1]
+            log(f"phase network, seed {n['seed']}: at its threshold {n['threshold']}, {n['found']} phases found, {n['false']} false")
         if phase_jobs:
-            results["phases"] = phase_identification(log, networks)
+            results["phases"] = phase_identification(log, networks, args.phase_calibration)
             log.save(args.out, results)
-            log(f"\n## Crystal system and space group: the runs\n")
+            if not any(l.startswith("## Crystal system and space group: the runs") for l in log.lines):
+                log(f"\n## Crystal system and space group: the runs\n")
         phases = results["phases"]
         for future in futures:
             rows.append(future.result())

@@ -409,7 +409,7 @@ _RESULT = re.compile(r"^RESULT\s+(.*)$", re.M)
 def benchmark_results(
     folder: str | Path | None = None,  # default `bench/results/` in the project root
 ) -> dict[str, dict[str, float | str]]:
-    "Benchmark name -> the key=value pairs of the last `RESULT` line of `bench/results/<name>.md`."
+    "Benchmark name -> the key=value pairs of the last `RESULT` line of `bench/results/<name>.md`, then the other numbers of `<name>.json`'s top level."
     folder = Path(folder) if folder else _project_root() / "bench" / "results"
     results = {}
     for path in sorted(folder.glob("*.md")):
@@ -417,6 +417,9 @@ def benchmark_results(
         if not lines: continue
         pairs = dict(item.split("=", 1) for item in lines[-1].split() if "=" in item)
         results[path.stem] = {k: (float(v) if re.fullmatch(r"-?[\d.]+(e-?\d+)?", v) else v) for k, v in pairs.items()}
+        stored = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")) if path.with_suffix(".json").exists() else {}
+        for key, value in (stored.items() if isinstance(stored, dict) else ()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool): results[path.stem].setdefault(key, float(value))
     return results
 
 

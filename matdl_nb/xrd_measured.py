@@ -7,6 +7,7 @@ Docs: https://matdl.github.io/matdl_nb/xrd_measured.html.md"""
 # %% ../nbs/31_xrd_measured.ipynb #c003
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -32,8 +33,8 @@ __all__ = ['BASELINE_METHODS', 'CU_KA1', 'CU_KA2', 'MAX_REFLECTIONS', 'OTHER_INS
            'read_pattern', 'snip_half_window', 'remove_background', 'to_grid', 'preprocess_pattern',
            'reflection_arrays', 'march_dollase', 'ka_doublet', 'caglioti_fwhm', 'Diffractometer', 'render_banded',
            'snip_backgrounds', 'strained_variants', 'PhaseLibrary', 'PhaseMixtures', 'mixture_collate', 'PatternCNN',
-           'fit_phase', 'identify_phases', 'plot_identification', 'phase_formula', 'score_identification',
-           'ProbabilityAverage', 'best_polymorph']
+           'fit_phase', 'identify_in_pattern', 'identify_phases', 'plot_identification', 'phase_formula',
+           'score_identification', 'ProbabilityAverage', 'threshold_scores', 'choose_threshold', 'best_polymorph']
 
 # %% ../nbs/31_xrd_measured.ipynb #c010
 class PatternError(ValueError):
@@ -554,25 +555,21 @@ def fit_phase(
     return scale[best].clamp_min(0) * candidates[best], fit
 
 # %% ../nbs/31_xrd_measured.ipynb #c042
-def identify_phases(
+def identify_in_pattern(
     model: nn.Module,  # a `PatternCNN` trained on the library's phases
     library: PhaseLibrary,
-    two_theta: np.ndarray, intensity: np.ndarray,  # the measured pattern
+    pattern: torch.Tensor, mask: torch.Tensor,  # [G] each: the pattern on the model's grid and where it was measured
     grid: torch.Tensor,  # the model's grid
     max_phases: int = 3,
     threshold: float = 0.5,  # a phase is kept when the network gives it at least this probability
     min_residual: float = 0.15,  # stop when the strongest peak left is below this fraction of the pattern's
-    background: str = "snip",
-    name: str = "pattern",
 ) -> dict:
-    "Phases in a measured pattern, one at a time: classify, fit the phase and subtract it, classify what is left."
-    x = preprocess_pattern(two_theta, intensity, grid, background, name)
-    pattern, mask = x[0], x[1]
+    "Phases in a pattern on the grid, one at a time: classify, fit the phase and subtract it, classify what is left."
     residual, found, components = pattern.clone(), [], []
     model.eval()
     device = next(model.parameters()).device
     for _ in range(max_phases):
-        if float(residual.max()) < min_residual: break
+        if float(residual.max()) < min_residual * float(pattern.max()): break
         scaled = residual / residual.max()
         with torch.no_grad(): prob = model(torch.stack([scaled, mask])[None].to(device)).float().softmax(1)[0].cpu()
         prob[[library.names.index(f["phase"]) for f in found]] = 0
@@ -585,6 +582,19 @@ def identify_phases(
     explained = 1 - float(residual.pow(2).sum() / pattern.pow(2).sum().clamp_min(1e-12))
     return dict(phases=pd.DataFrame(found, columns=["phase", "probability", "scale", "strain", "width", "explained"]),
                 pattern=pattern, mask=mask, components=components, residual=residual, explained=explained, grid=grid)
+
+
+def identify_phases(
+    model: nn.Module, library: PhaseLibrary,
+    two_theta: np.ndarray, intensity: np.ndarray,  # the measured pattern
+    grid: torch.Tensor,  # the model's grid
+    max_phases: int = 3, threshold: float = 0.5, min_residual: float = 0.15,  # as `identify_in_pattern`
+    background: str = "snip",
+    name: str = "pattern",
+) -> dict:
+    "Phases in a measured pattern: `preprocess_pattern`, then `identify_in_pattern`."
+    x = preprocess_pattern(two_theta, intensity, grid, background, name)
+    return identify_in_pattern(model, library, x[0], x[1], grid, max_phases, threshold, min_residual)
 
 # %% ../nbs/31_xrd_measured.ipynb #c044
 def plot_identification(
@@ -633,6 +643,41 @@ class ProbabilityAverage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, ...] -> [B, classes]
         return torch.stack([m(x).float().softmax(1) for m in self.models]).mean(0).clamp_min(1e-12).log()
+
+# %% ../nbs/31_xrd_measured.ipynb #c0496
+def threshold_scores(
+    model: nn.Module, library: PhaseLibrary, grid: torch.Tensor,
+    diffractometer: Diffractometer | None = None,  # records the samples; default: one with `OTHER_INSTRUMENT`
+    n: int = 200, seed: int = 11,  # simulated samples (a `PhaseMixtures` draw)
+    thresholds: Sequence[float] = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)),
+    max_phases: int = 3, min_residual: float = 0.15,  # as `identify_in_pattern`
+    progress: bool = True,
+) -> pd.DataFrame:
+    "Phases found, present and false on `n` simulated mixtures at each threshold of `identify_in_pattern` (one run at threshold 0)."
+    diffractometer = diffractometer or Diffractometer(grid, **OTHER_INSTRUMENT)
+    samples = PhaseMixtures(library, n, seed=seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        patterns, _ = mixture_collate(library, diffractometer)([samples[i] for i in range(n)])
+    steps, truth = [], []
+    for i in progress_bar(range(n), leave=False) if progress else range(n):
+        variants, weights, _ = samples[i]
+        truth.append({phase_formula(library.names[int(v) // library.n_variants]) for v in variants[weights > 0]})
+        found = identify_in_pattern(model, library, patterns[i, 0], patterns[i, 1], grid, max_phases, 0.0, min_residual)["phases"]
+        steps.append(list(zip(found.phase.map(phase_formula), found.probability)))
+    rows = []
+    for t in thresholds:
+        kept = [set(f for f, _ in itertools.takewhile(lambda s: s[1] >= t, s)) for s in steps]
+        found, false = sum(len(k & p) for k, p in zip(kept, truth)), sum(len(k - p) for k, p in zip(kept, truth))
+        present, identified = sum(map(len, truth)), sum(map(len, kept))
+        rows.append(dict(threshold=float(t), present=present, found=found, false=false, recall=found / present,
+                         precision=(identified - false) / max(identified, 1), f1=2 * found / (present + identified)))
+    return pd.DataFrame(rows).set_index("threshold")
+
+
+def choose_threshold(scores: pd.DataFrame) -> float:
+    "The threshold with the best F1 in a `threshold_scores` table (the lowest of equal ones)."
+    return float(scores.f1.idxmax())
 
 # %% ../nbs/31_xrd_measured.ipynb #c055
 def best_polymorph(
