@@ -7,9 +7,10 @@ on real measured patterns.
    RatioCNN, each trained on the same number of patterns, on growing sets of random crystals (balanced over the
    crystal systems) plus real structure types (AFLOW prototypes, Castelli perovskites, the JARVIS sample; a fifth of
    them held out): the learning curve. Two ablations of ours at the largest size: no new lattice per pattern, and no
-   ratio branch. Tested on 700 new random crystals and the held-out real structures, recorded by other instruments
+   ratio branch. With `--more-patterns N`, ours at the largest size once more on N times the training patterns (the
+   compute axis: what longer training, as on a GPU, buys). Tested on 700 new random crystals and the held-out real structures, recorded by other instruments
    (`xrd_classifier.TEST_INSTRUMENTS`), and on the 5 real single-phase measured patterns of XRD-AutoAnalyzer.
-   The runs go to two worker processes of one thread each.
+   The runs go to two worker processes of one thread each (`--workers`, `--threads`).
 3. Phase identification on the 8 measured XRD-AutoAnalyzer patterns (Szymanski et al. 2021): PatternCNNs trained with
    three seeds on simulated mixtures of the 56 reference phases, each alone and the average of their probabilities
    (`ProbabilityAverage`) in the identify-fit-subtract loop, scored by formula against the file names. The loop's
@@ -21,6 +22,7 @@ on real measured patterns.
     python bench/xrd.py --quick                      # a smoke test
     python bench/xrd.py --out bench/results/xrd --resume   # keep the steps and runs already in <out>.json, run the rest
     python bench/xrd.py --out bench/results/xrd --resume --redo-phases   # phase identification again, the rest kept
+    python bench/xrd.py --out bench/results/xrd --resume --more-patterns 4 --workers 1 --threads 2   # add the 4x run
 
 Needs the XRD-AutoAnalyzer, Castelli and JARVIS files (MATDL_MIRROR or the internet). The last line is
 `RESULT xrd_speedup=<s> cs_acc=<a> sg_acc=<b> sg_top5=<c> proto_cs_acc=<d> real_phase_recall=<r>
@@ -79,7 +81,7 @@ def _data(settings):
 def _run(job):
     "One training run in a worker process: (model, random crystals, variant) -> scores."
     import torch
-    torch.set_num_threads(1)
+    torch.set_num_threads(job.get("threads", 1))
     warnings.filterwarnings("ignore")
     from matdl_nb.core import seed_everything
     from matdl_nb.xrd_classifier import ReflectionTemplates, predict_pattern, symmetry_learner, symmetry_scores
@@ -89,7 +91,8 @@ def _run(job):
     keep = np.where((train.source != "random") | (np.cumsum(train.source == "random") <= n))[0]  # the first n random crystals
     train = train[keep]
     seed_everything(0)
-    learn = symmetry_learner(train, data["valid"], model=model, samples_per_epoch=settings["samples"] // settings["epochs"],
+    factor = int(variant.split("x ")[0]) if variant.endswith("x training patterns") else 1
+    learn = symmetry_learner(train, data["valid"], model=model, samples_per_epoch=factor * settings["samples"] // settings["epochs"],
                              strain=None if variant == "no new lattices" else (0.15, 5.0), swap=0.0 if variant == "no new lattices" else 0.5,
                              **({"ratios": False} if variant == "no ratio branch" else {}))
     start = time.time()
@@ -221,18 +224,22 @@ def _previous(args, settings):
         raise SystemExit(f"--resume: {out.with_suffix('.json')} was written with other settings ({results.get('settings')}); "
                          "run without --resume")
     lines = [l for l in out.with_suffix(".md").read_text().splitlines() if not l.startswith("█")]  # no progress-bar debris
-    if args.redo_phases: return _without_phases(results, lines, settings)
-    if "summary" in results: raise SystemExit(f"--resume: {out.with_suffix('.json')} is complete already")
-    return dict(results=results, lines=lines)
+    results, lines = _without_closing(results, lines, settings)  # a finished run gets them again, with any runs added
+    return _without_phases(results, lines) if args.redo_phases else dict(results=results, lines=lines)
 
 
-def _without_phases(results, lines, settings):
-    "A finished or interrupted run's results and output without its phase identification and its closing tables (written again)."
-    for key in ("phases", "summary", "n_train", "cs_acc", "sg_acc", "sg_top5", "proto_cs_acc", "real_cs_acc", "real_phase_recall",
+def _without_closing(results, lines, settings):
+    "A run's results and output without the closing tables and summary (written again at the end)."
+    for key in ("summary", "n_train", "cs_acc", "sg_acc", "sg_top5", "proto_cs_acc", "real_cs_acc", "real_phase_recall",
                 "real_phase_precision", "false_phases", "minutes"):
         results.pop(key, None)
     closing = [i for i, l in enumerate(lines) if l.startswith(f"{settings['samples']:,} training patterns per run")]
-    if closing: lines = lines[:closing[0] - 1]  # the blank line before it too
+    return results, (lines[:closing[0] - 1] if closing else lines)  # the blank line before it too
+
+
+def _without_phases(results, lines):
+    "A run's results and output without its phase identification (run again)."
+    results.pop("phases", None)
     start = [i for i, l in enumerate(lines) if l.startswith("## Phase identification")]
     end = [i for i, l in enumerate(lines) if l.startswith("## Crystal system and space group: the runs")]
     if start and end: lines = lines[:start[0]] + lines[end[0]:]
@@ -252,7 +259,9 @@ def main(argv=None):
     parser.add_argument("--phase-epochs", type=int, default=14)
     parser.add_argument("--phase-seeds", type=int, default=3, help="phase networks trained (their probabilities averaged)")
     parser.add_argument("--phase-calibration", type=int, default=200, help="simulated mixtures the phase threshold is chosen on")
-    parser.add_argument("--workers", type=int, default=2, help="training runs at a time (one thread each)")
+    parser.add_argument("--more-patterns", type=int, default=0, help="also train ours at the largest size on N times the patterns")
+    parser.add_argument("--workers", type=int, default=2, help="training runs at a time")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per training run")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=str, default=None, help="write <out>.md (the full output) and <out>.json")
     parser.add_argument("--resume", action="store_true", help="keep the simulator, phase and run results already in <out>.json "
@@ -273,7 +282,7 @@ def main(argv=None):
         log.lines = previous["lines"] + [
             f"\n(phase identification run again on {time.strftime('%Y-%m-%d %H:%M')}; the steps above and the {kept} training runs "
             "come from the earlier run)\n" if args.redo_phases else
-            f"\n(resumed on {time.strftime('%Y-%m-%d %H:%M')}: the steps above come from the interrupted run, {kept} training runs kept)\n"]
+            f"\n(resumed on {time.strftime('%Y-%m-%d %H:%M')}: the steps above come from the earlier run, {kept} training runs kept)\n"]
         results = previous["results"]
         speed, speedup = results["simulator"], results["xrd_speedup"]
     else:
@@ -296,6 +305,7 @@ def main(argv=None):
         f"validation {len(data['valid'])}; held-out real structures {data['held_out']}")
     jobs = [(m, n, "full") for n in args.sizes for m in ("ratio", "park")]
     jobs += [("ratio", max(args.sizes), "no new lattices"), ("ratio", max(args.sizes), "no ratio branch")]
+    jobs += [("ratio", max(args.sizes), f"{args.more_patterns}x training patterns")] if args.more_patterns > 1 else []
     real_inputs = [{k: p[k] for k in ("two_theta", "intensity", "truth")} for p in real]
     rows, networks = list(results.get("runs", [])), []
     done = {(r["model"], r["random_crystals"], r["variant"]) for r in rows}
@@ -306,7 +316,7 @@ def main(argv=None):
             pool.submit(_train_phase_network, dict(seed=seed, samples=args.phase_samples, epochs=args.phase_epochs,
                                                    calibration=args.phase_calibration))
             for seed in range(args.phase_seeds)]
-        futures = [pool.submit(_run, dict(settings=settings, run=job, real=real_inputs)) for job in jobs]
+        futures = [pool.submit(_run, dict(settings=settings, run=job, real=real_inputs, threads=args.threads)) for job in jobs]
         for future in phase_jobs:
             networks.append(future.result())
             n = networks[-1]
@@ -326,7 +336,8 @@ def main(argv=None):
             results["runs"] = rows
             log.save(args.out, results)
     runs = pd.DataFrame(rows)
-    log(f"\n{args.samples:,} training patterns per run ({args.epochs} epochs, one-cycle, lr {args.lr}, batch 32); tested on "
+    log(f"\n{args.samples:,} training patterns per run ('Nx training patterns': N times as many; {args.epochs} epochs, one-cycle, "
+        f"lr {args.lr}, batch 32); tested on "
         f"{args.n_test} new random crystals and the held-out real structures, recorded by {TEST_INSTRUMENT!r}; "
         "`textured_partial`: the same crystals with strong texture and every scan partial\n")
     columns = ["model", "random_crystals", "variant", "training_structures", "minutes", "crystal_system", "crystal_family",
