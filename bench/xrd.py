@@ -8,8 +8,9 @@ on real measured patterns.
    crystal systems) plus real structure types (AFLOW prototypes, Castelli perovskites, the JARVIS sample; a fifth of
    them held out): the learning curve. Two ablations of ours at the largest size: no new lattice per pattern, and no
    ratio branch. With `--more-patterns N`, ours at the largest size once more on N times the training patterns (the
-   compute axis: what longer training, as on a GPU, buys). Tested on 700 new random crystals and the held-out real structures, recorded by other instruments
-   (`xrd_classifier.TEST_INSTRUMENTS`), and on the 5 real single-phase measured patterns of XRD-AutoAnalyzer.
+   compute axis: what longer training, as on a GPU, buys). Tested on 700 new random crystals and the held-out real
+   structures, recorded by other instruments (`xrd_classifier.TEST_INSTRUMENTS`), and on the 5 real single-phase
+   measured patterns of XRD-AutoAnalyzer.
    The runs go to two worker processes of one thread each (`--workers`, `--threads`).
 3. Phase identification on the 8 measured XRD-AutoAnalyzer patterns (Szymanski et al. 2021): PatternCNNs trained with
    three seeds on simulated mixtures of the 56 reference phases, each alone and the average of their probabilities
@@ -265,7 +266,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=str, default=None, help="write <out>.md (the full output) and <out>.json")
     parser.add_argument("--resume", action="store_true", help="keep the simulator, phase and run results already in <out>.json "
-                        "(written by an interrupted run with the same settings) and run only what is missing")
+                        "(written by an interrupted or finished run with the same settings), run only what is missing, "
+                        "write the closing tables again")
     parser.add_argument("--redo-phases", action="store_true", help="with --resume: train and score the phase networks again")
     args = parser.parse_args(argv)
     if args.quick:

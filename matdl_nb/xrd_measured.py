@@ -663,8 +663,8 @@ def threshold_scores(
     for i in progress_bar(range(n), leave=False) if progress else range(n):
         variants, weights, _ = samples[i]
         truth.append({phase_formula(library.names[int(v) // library.n_variants]) for v in variants[weights > 0]})
-        found = identify_in_pattern(model, library, patterns[i, 0], patterns[i, 1], grid, max_phases, 0.0, min_residual)["phases"]
-        steps.append(list(zip(found.phase.map(phase_formula), found.probability)))
+        answer = identify_in_pattern(model, library, patterns[i, 0], patterns[i, 1], grid, max_phases, 0.0, min_residual)["phases"]
+        steps.append(list(zip(answer.phase.map(phase_formula), answer.probability)))
     rows = []
     for t in thresholds:
         kept = [set(f for f, _ in itertools.takewhile(lambda s: s[1] >= t, s)) for s in steps]
