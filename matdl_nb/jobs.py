@@ -360,9 +360,11 @@ def _train_in_processes(processes: int, job: dict) -> dict:
 
 
 def _train_rank(spec: str) -> None:
-    "One rank of `_train_in_processes`: the job, read from its JSON file."
+    "One rank of `_train_in_processes`: the job, read from its JSON file; the process ends with it (`scale._exit_rank`)."
+    from matdl_nb.scale import _exit_rank
     job = json.loads(Path(spec).read_text())
     train_job(job.pop("kind"), job.pop("out"), **job)
+    _exit_rank()  # everything is on disk: leave before the interpreter's teardown can meet gloo's threads
 
 # %% ../nbs/94_jobs.ipynb #c050
 def read_pattern(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

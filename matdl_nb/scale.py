@@ -7,6 +7,7 @@ Docs: https://matdl.github.io/matdl_nb/scale.html.md"""
 # %% ../nbs/70_scale.ipynb #t7
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import functools
@@ -104,6 +105,19 @@ def world() -> tuple[int, int]:
     return rank_distrib(), max(num_distrib(), 1)
 
 
+def _end_process_group() -> None:
+    "Destroy the process group at exit, while Python is whole: left to the interpreter's teardown, gloo can abort the process."
+    if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
+
+
+def _exit_rank(code: int = 0) -> None:
+    "End one of our own rank processes once all it returns is written: destroy the group, flush, leave without teardown."
+    _end_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # PyTorch's DDP keeps gloo's threads alive past the group's end; the teardown can still race them
+
+
 @contextlib.contextmanager
 def distributed(
     learn: Learner,
@@ -118,6 +132,8 @@ def distributed(
     sync_bn = (not cpu) if sync_bn is None else sync_bn
     if sync_bn and cpu: raise ValueError("sync_bn needs GPUs (PyTorch's SyncBatchNorm has no CPU kernel); use sync_bn=False")
     trainer = AnyBackendTrainer(sync_bn=sync_bn, cpu=cpu)  # cpu=True: Accelerate's gloo process group
+    atexit.unregister(_end_process_group)
+    atexit.register(_end_process_group)  # once, however many fits: a later fit still needs the group
     bars = [cb for cb in learn.cbs if isinstance(cb, ProgressCallback)] if rank > 0 else []
     learn.add_cb(trainer).remove_cbs(bars)  # one progress bar, on rank 0
     try: yield learn
@@ -170,6 +186,7 @@ def _data_parallel_worker(folder: str, rows: int, epochs: int, batch_size: int, 
     "One rank of `check_data_parallel`: train, then write what it saw and its weights to `folder/rank<r>.pt`."
     result = _fit_toy(rows, epochs, batch_size, seed)
     torch.save(result, Path(folder) / f"rank{result['rank']}.pt")
+    _exit_rank()
 
 # %% ../nbs/70_scale.ipynb #k2
 def check_data_parallel(

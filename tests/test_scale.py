@@ -10,7 +10,7 @@ import torch
 from matdl_nb.composition import ElemNet, composition_learner
 from matdl_nb.gnn import ALIGNN, CGCNN, graph_learner
 from matdl_nb.graphs import GraphDataset, structure_to_graph
-from matdl_nb.scale import ChunkStore, check_data_parallel, graph_store, mixed_precision, structure_key, world
+from matdl_nb.scale import ChunkStore, check_data_parallel, graph_store, launch, mixed_precision, structure_key, world
 from matdl_nb.test_utils import rocksalt
 
 
@@ -22,6 +22,20 @@ def test_two_cpu_processes_train_one_model_on_disjoint_shards():
     assert check["max_weight_difference"] == 0.0, "the copies of the model diverged"
     # one process with a batch of 64 sees the same number of rows per step; the rows differ, so the loss agrees closely
     assert abs(check["valid_loss"] - check["valid_loss_alone"]) < 0.1 * check["valid_loss_alone"]
+
+
+def test_the_process_group_outlives_each_fit_and_is_destroyed_at_exit(tmp_path):
+    # left to the interpreter's teardown, gloo can abort a process ("terminate called without an active exception"):
+    # `distributed` registers `_end_process_group` at exit once, however many fits; our own ranks end with `_exit_rank`
+    code = ("import atexit, os, torch; from matdl_nb.scale import _exit_rank, _fit_toy; "
+            "_fit_toy(64, 1, 8, 0); _fit_toy(64, 1, 8, 1); alive = torch.distributed.is_initialized(); "
+            "atexit._run_exitfuncs(); "  # what Python runs at exit, before its teardown
+            f"open(os.path.join({str(tmp_path)!r}, 'rank' + os.environ['RANK']), 'w')"
+            ".write(f'{alive} {torch.distributed.is_initialized()}'); _exit_rank()")
+    done = launch(["-c", code], processes=2, env={"MATDL_DEVICE": "cpu"}, capture=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the group alive after two fits, gone once the exit handlers ran
+    assert [(tmp_path / f"rank{r}").read_text() for r in range(2)] == ["True False"] * 2
 
 
 def test_a_single_process_is_left_alone():
