@@ -12,20 +12,25 @@ Every network is trained to convergence by `matdl_nb.train.fit_to_convergence`: 
 reached by a 3-epoch linear warm-up, the rate cut by 4 after 5 epochs without a better validation loss, training
 stopped after `--patience` (15) epochs without one, at most `--max-epochs` (150); the best epoch is kept and the
 epochs used are printed. Then a learning curve (test MAE against training-set size for the mean, ElemNet, IRNet and
-the forest, every network converged the same way), optionally a fixed budget of one-cycle epochs beside the
-converged networks (`--one-cycle-epochs 40`, the previous recipe), and, for OQMD, transfer learning to pymatgen's
-experimental formation enthalpies and the PCA of ElemNet's first-layer weights.
+the forest, every network converged the same way), optionally a second recipe at every size, a fixed budget of
+one-cycle epochs without early stopping (`--one-cycle-epochs 40`), which suits ElemNet better on OQMD. With both
+recipes, each network's recipe at each size is chosen on the validation rows (never the test rows), and ElemNet's
+verdict against the forest (`crossover_rows`) uses the chosen one; `--seeds K` repeats ElemNet (every recipe) with K
+seeds at the full size and reports their mean and spread. For OQMD, transfer learning to pymatgen's experimental
+formation enthalpies and the PCA of ElemNet's first-layer weights follow.
 
     python bench/elemnet.py --one-cycle-epochs 40 --out bench/results/elemnet        # OQMD
-    python bench/elemnet.py --data mp_e_form --out bench/results/elemnet_mp_e_form   # Matbench mp_e_form
+    python bench/elemnet.py --data mp_e_form --one-cycle-epochs 40 --seeds 2 --out bench/results/elemnet_mp_e_form
     python bench/elemnet.py --quick                 # a smoke test on a few thousand rows
 
-The committed runs took 64 and 41 minutes side by side on a 2-core CPU, one torch thread each. On a CPU the
+The committed OQMD run took 64 minutes (its one-cycle runs at the full size only: it predates the per-size recipes);
+the committed mp_e_form run's time is at the end of its output; both on a 2-core CPU, one torch thread each. On a CPU the
 networks train in bfloat16 mixed precision (`--precision bf16`, weights and updates in float32); `--precision fp32`
 turns it off. Data come through matdl_nb's registry (internet, or a mirror in MATDL_MIRROR). The last line for OQMD
 is `RESULT elemnet_mae=<x> irnet_mae=<y> rf_mae=<z> n_train=<n>`; for mp_e_form it adds
 `crossover_rows=<rows or none>`, the smallest measured training size at which ElemNet's test MAE is below the
-forest's.
+forest's; with `--one-cycle-epochs` both add `elemnet_converged_mae`, `elemnet_one_cycle_mae`, `elemnet_chosen_mae`
+(full size, means over the seeds) and `elemnet_seeds`.
 """
 import argparse
 import contextlib
@@ -58,6 +63,29 @@ def one_cycle(learn, epochs, lr):
 
 
 def best_valid_mae(learn) -> float: return float(min(v[2] for v in learn.recorder.values))
+
+
+def key(name: str, recipe: str) -> str:
+    "The name of a network trained with a recipe in the curves and predictions: 'ElemNet' (converged), 'ElemNet, one-cycle'."
+    return name if recipe == "converged" else f"{name}, {recipe}"
+
+
+def describe(recipe: str, run: dict, args) -> str:
+    if recipe != "converged": return f"{args.one_cycle_epochs} one-cycle epochs at peak 3e-3"
+    return (f"converged (lr_find valley {run['lr_find']:.2g}, best {run['lr_best']:.2g}, start {run['lr']:.2g}, "
+            f"{run['epochs']} epochs, best {run['best_epoch']}, "
+            f"{'stopped by itself' if run['converged'] else 'hit max_epochs: not converged'}, rate cut at {run['lr_cuts']})")
+
+
+def fixed_budget(model_class, x_tr, y_tr, x_va, y_va, args, batch_size, seed=0):
+    "The fixed-budget recipe: `--one-cycle-epochs` one-cycle epochs at a peak of 3e-3, no early stopping; the learner and a run record."
+    seed_everything(seed)
+    t0 = time.time()
+    learn = composition_learner(model_class, x_tr, y_tr, x_va, y_va, batch_size=batch_size, patience=None)
+    if args.precision == "bf16": mixed_precision(learn, "bf16")
+    one_cycle(learn, args.one_cycle_epochs, 3e-3)
+    mixed_precision(learn, None)
+    return learn, dict(minutes=round((time.time() - t0) / 60, 2), epochs=args.one_cycle_epochs, lr=3e-3)
 
 
 def converge(model_class, x_tr, y_tr, x_va, y_va, args, batch_size, seed=0):
@@ -99,7 +127,12 @@ def main(argv=None):
     parser.add_argument("--data", choices=("oqmd", "mp_e_form"), default="oqmd")
     parser.add_argument("--quick", action="store_true", help="smoke test on a few thousand rows")
     parser.add_argument("--one-cycle-epochs", type=int, default=0,
-                        help="also train each network for this fixed budget of one-cycle epochs (peak 3e-3; 0: not)")
+                        help="also train each network for this fixed budget of one-cycle epochs (peak 3e-3; 0: not), "
+                             "at every learning-curve size")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="seeds of each --seed-nets network (every recipe) at the full training size")
+    parser.add_argument("--seed-nets", nargs="+", default=["ElemNet"], choices=list(NETS),
+                        help="the networks trained with --seeds seeds at the full size (default ElemNet)")
     parser.add_argument("--max-epochs", type=int, default=150, help="upper bound on the epochs of one network")
     parser.add_argument("--patience", type=int, default=15, help="epochs without a better validation loss before stopping")
     parser.add_argument("--batch-size", type=int, default=512)
@@ -110,6 +143,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick: args.max_epochs, args.patience, args.trees = 2, 1, 20
     if args.quick and args.one_cycle_epochs: args.one_cycle_epochs = 2
+    recipes = ["converged"] + (["one-cycle"] if args.one_cycle_epochs else [])
     log, start = Log(__file__, argv), time.time()
     oqmd = args.data == "oqmd"
 
@@ -137,47 +171,52 @@ def main(argv=None):
     small = args.sizes if args.sizes is not None else ((400,) if args.quick else
                                                        (1000, 4000, 16000))
     sizes = [s for s in small if s < full] + [full]
-    curve = {"sizes": sizes, "mean": [], "ElemNet": [], "IRNet": [], "RF (Magpie)": []}
-    runs, nets, preds, times = [], {}, {}, {}
+    curve = {"sizes": sizes, "mean": [], "RF (Magpie)": [],
+             **{key(name, recipe): [] for name in NETS for recipe in recipes}}
+    valid_curve = {key(name, recipe): [] for name in NETS for recipe in recipes}  # validation MAE: chooses the recipe
+    runs, nets, preds, times, seed_runs = [], {}, {}, {}, []
     for size in sizes:
         pick = np.arange(full) if size == full else np.sort(np.random.default_rng(size).choice(full, size, replace=False))
         batch = args.batch_size if size >= 4000 else 128  # at least 8 steps per epoch on the smallest subsets
         curve["mean"].append(mae(y_te, np.full_like(y_te, y_tr[pick].mean())))
         for name, cls in NETS.items():
-            learn, run = converge(cls, x_tr[pick], y_tr[pick], x_va, y_va, args, batch)
-            p = predict(learn.model, x_te)
-            curve[name].append(mae(y_te, p))
-            runs.append(dict(model=name, n_train=size, **{k: v for k, v in run.items() if k != "best_valid_loss"},
-                             test_mae=round(curve[name][-1], 4)))
-            log(f"{size:,} rows, {name}: lr_find valley {run['lr_find']:.2g}, best {run['lr_best']:.2g}, "
-                f"start {run['lr']:.2g}, {run['epochs']} epochs (best {run['best_epoch']}, "
-                f"{'stopped by itself' if run['converged'] else 'hit max_epochs: not converged'}, rate cut at "
-                f"{run['lr_cuts']}), {run['minutes']:.1f} min, test MAE {curve[name][-1]:.4f}")
-            if size == full: nets[name], preds[name], times[name] = learn, p, run["minutes"] * 60
+            seeds = range(args.seeds) if size == full and name in args.seed_nets else range(1)
+            for recipe in recipes:
+                for seed in seeds:
+                    if recipe == "converged":
+                        learn, run = converge(cls, x_tr[pick], y_tr[pick], x_va, y_va, args, batch, seed=seed)
+                    else:
+                        learn, run = fixed_budget(cls, x_tr[pick], y_tr[pick], x_va, y_va, args, batch, seed=seed)
+                    p, valid = predict(learn.model, x_te), mae(y_va, predict(learn.model, x_va))
+                    seed_runs.append(dict(model=name, recipe=recipe, n_train=size, seed=seed, valid_mae=round(valid, 4),
+                                          test_mae=round(mae(y_te, p), 4), minutes=run["minutes"]))
+                    if seed == 0:
+                        runs.append(dict(model=name, recipe=recipe, n_train=size,
+                                         **{k: v for k, v in run.items() if k != "best_valid_loss"},
+                                         test_mae=round(mae(y_te, p), 4)))
+                        if size == full: nets[key(name, recipe)], preds[key(name, recipe)], times[key(name, recipe)] = learn, p, run["minutes"] * 60
+                    log(f"{size:,} rows, {name}, {describe(recipe, run, args)}, seed {seed}: {run['minutes']:.1f} min, "
+                        f"validation MAE {valid:.4f}, test MAE {mae(y_te, p):.4f}")
+                done = [r for r in seed_runs if r["model"] == name and r["recipe"] == recipe and r["n_train"] == size]
+                curve[key(name, recipe)].append(float(np.mean([r["test_mae"] for r in done])))
+                valid_curve[key(name, recipe)].append(float(np.mean([r["valid_mae"] for r in done])))
         t0 = time.time()
         forest = fit_random_forest(m_tr[pick], y_tr[pick], n_estimators=args.trees)
         curve["RF (Magpie)"].append(mae(y_te, forest.predict(m_te)))
         log(f"{size:,} rows, random forest: {time.time() - t0:.0f} s, test MAE {curve['RF (Magpie)'][-1]:.4f}")
         if size == full: preds["RF (Magpie)"], times["RF (Magpie)"] = forest.predict(m_te), time.time() - t0
     preds["mean"], times["mean"] = np.full_like(y_te, y_tr.mean()), 0.0
-
-    if args.one_cycle_epochs:  # the previous recipe, a fixed budget of one-cycle epochs, beside the converged networks
-        for name, cls in NETS.items():
-            seed_everything(0)
-            t0 = time.time()
-            learn = composition_learner(cls, x_tr, y_tr, x_va, y_va, batch_size=args.batch_size, patience=None)
-            if args.precision == "bf16": mixed_precision(learn, "bf16")
-            one_cycle(learn, args.one_cycle_epochs, 3e-3)
-            preds[f"{name}, one-cycle"], times[f"{name}, one-cycle"] = predict(learn.model, x_te), time.time() - t0
+    # each network's recipe at each size, chosen on the validation rows (never on the test rows)
+    chosen = {name: [min(recipes, key=lambda r: valid_curve[key(name, r)][i]) for i in range(len(sizes))] for name in NETS}
+    for name in NETS: curve[f"{name}, recipe chosen on validation"] = [curve[key(name, r)][i] for i, r in enumerate(chosen[name])]
 
     labels = {"mean": "mean of training targets", "RF (Magpie)": "random forest (Magpie)",
               "ElemNet": "ElemNet (17 layers), converged", "IRNet": "IRNet (17 layers), converged",
               "ElemNet, one-cycle": f"ElemNet, {args.one_cycle_epochs} one-cycle epochs (fixed budget)",
               "IRNet, one-cycle": f"IRNet, {args.one_cycle_epochs} one-cycle epochs (fixed budget)"}
     key_published = {"RF (Magpie)": "rf", "ElemNet": "elemnet"}
-    epochs_of = {r["model"]: r["epochs"] for r in runs if r["n_train"] == full}
-    table = [dict(model=labels[k], n_train=full, test_mae=round(mae(y_te, preds[k]), 4),
-                  epochs=epochs_of.get(k, args.one_cycle_epochs if "one-cycle" in k else None),
+    epochs_of = {key(r["model"], r["recipe"]): r["epochs"] for r in runs if r["n_train"] == full}
+    table = [dict(model=labels[k], n_train=full, test_mae=round(mae(y_te, preds[k]), 4), epochs=epochs_of.get(k),
                   published_mae=round(published[key_published[k]], 4) if k in key_published and published else None,
                   train_seconds=round(times[k], 1)) for k in labels if k in preds]
     log(f"\n## Test MAE on the {'OQMD' if oqmd else 'mp_e_form'} test split (eV/atom)\n")
@@ -185,16 +224,29 @@ def main(argv=None):
     if published: log("\npublished MAE on the same test rows: " + ", ".join(f"{k} {v:.4f}" for k, v in published.items()))
     log("\n## Every network run: learning-rate range test and epochs used\n")
     log(pd.DataFrame(runs).to_markdown(index=False))
-    log("\n## Learning curve: test MAE (eV/atom) against training-set size, networks converged\n")
+    if args.seeds > 1:
+        log(f"\n## Seeds at the full size ({full:,} rows)\n")
+        spread = pd.DataFrame([r for r in seed_runs if r["n_train"] == full and r["model"] in args.seed_nets])
+        log(spread.to_markdown(index=False))
+        log(spread.groupby(["model", "recipe"]).test_mae.agg(["mean", "std", "min", "max", "count"]).to_markdown(floatfmt=".4f"))
+    log(f"\n## Learning curve: test MAE (eV/atom) against training-set size"
+        f"{' (mean over seeds at the full size)' if args.seeds > 1 else ''}\n")
     curve_table = pd.DataFrame(curve).rename(columns={"sizes": "training rows", "mean": "mean of training targets"})
     curve_table["training rows"] = curve_table["training rows"].map("{:,}".format)
     log(curve_table.to_markdown(index=False, floatfmt=".4f"))
-    below = [n for n, e, r in zip(sizes, curve["ElemNet"], curve["RF (Magpie)"]) if e < r]
+    log("recipe chosen on the validation rows at each size: "
+        + "; ".join(f"{name} " + ", ".join(f"{n:,}: {r}" for n, r in zip(sizes, chosen[name])) for name in NETS))
+    best_elemnet = curve["ElemNet, recipe chosen on validation"]
+    below = [n for n, e, r in zip(sizes, best_elemnet, curve["RF (Magpie)"]) if e < r]
     crossover = below[0] if below else None
-    log(f"ElemNet below the forest at: {', '.join(f'{n:,} rows' for n in below) or 'no measured size'}")
+    log(f"ElemNet (recipe chosen on validation) below the forest at: {', '.join(f'{n:,} rows' for n in below) or 'no measured size'}")
+    for recipe in recipes:
+        under = [n for n, e, r in zip(sizes, curve[key("ElemNet", recipe)], curve["RF (Magpie)"]) if e < r]
+        log(f"ElemNet, {recipe}, below the forest at: {', '.join(f'{n:,} rows' for n in under) or 'no measured size'}")
 
     results = dict(data=args.data, about=about, table=table, published=published, learning_curve=curve, runs=runs,
-                   crossover_rows=crossover, recipe=dict(max_epochs=args.max_epochs, patience=args.patience,
+                   seed_runs=seed_runs, valid_curve=valid_curve, chosen_recipe=chosen, seeds=args.seeds,
+                   one_cycle_epochs=args.one_cycle_epochs, crossover_rows=crossover, recipe=dict(max_epochs=args.max_epochs, patience=args.patience,
                                                          lr_patience=5, lr_factor=4, warmup=3, batch_size=args.batch_size,
                                                          precision=args.precision), quick=args.quick)
     if oqmd:
@@ -205,6 +257,9 @@ def main(argv=None):
     result = (f"RESULT elemnet_mae={mae(y_te, preds['ElemNet']):.4f} irnet_mae={mae(y_te, preds['IRNet']):.4f} "
               f"rf_mae={mae(y_te, preds['RF (Magpie)']):.4f} n_train={full}")
     if not oqmd: result += f" crossover_rows={crossover if crossover is not None else 'none'}"
+    if args.one_cycle_epochs:  # ElemNet's two recipes at the full size (means over --seeds), and the one chosen on validation
+        result += (f" elemnet_converged_mae={curve['ElemNet'][-1]:.4f} elemnet_one_cycle_mae={curve['ElemNet, one-cycle'][-1]:.4f}"
+                   f" elemnet_chosen_mae={best_elemnet[-1]:.4f} elemnet_seeds={args.seeds if 'ElemNet' in args.seed_nets else 1}")
     log(result)
     log.save(args.out, dict(results, minutes=round(elapsed / 60, 1)))
 

@@ -6,7 +6,8 @@
    (skipped, and said so, when abTEM is not installed: `pip install "matdl_nb[abtem]"`).
 3. A U-Net trained through a fastai Learner on images drawn fresh from the simulator, tested on held-out simulated
    images at three doses: pixel accuracy, mean IoU, and per-class detection F1 of the columns found, beside a
-   classical baseline (peaks of the smoothed image, classed by brightness).
+   classical baseline (peaks of the smoothed image, classed by brightness levels fitted at the dose it is tested
+   at), scored on the classes it can output (it has no double vacancy: its single-vacancy F1 stands beside ours).
 4. The real ADF image that ships with atomap: a U-Net trained on generic simulated lattices finds the columns, scored
    against atomap's own peak finding refined by 2-D Gaussian fits.
 
@@ -14,8 +15,9 @@
     python bench/microscopy.py --quick      # a smoke test
     python bench/microscopy.py --out bench/results/microscopy
 
-The last line is `RESULT atom_f1=<a> vacancy_f1=<v> dopant_f1=<d> miou=<m> imgs_per_s=<g> real_match=<r> n_train=<n>`
-(the scores at the middle dose; real_match: the fraction of atomap's columns that the U-Net finds).
+The last line is `RESULT atom_f1=<a> vacancy_f1=<v> dopant_f1=<d> miou=<m> imgs_per_s=<g> real_match=<r> n_train=<n>
+single_vacancy_f1=<s> classical_dopant_f1=<cd> classical_single_vacancy_f1=<cs>` (the scores at the middle dose;
+real_match: the fraction of atomap's columns that the U-Net finds; classical_*: the baseline's).
 """
 import argparse
 import contextlib
@@ -112,32 +114,37 @@ def main(argv=None):
         f"({args.n_train} per epoch, {args.epochs} epochs) in {seconds / 60:.1f} min: {train_rate:.1f} images/s in "
         f"256 x 256 equivalents, so the generator ({imgs_per_s:.1f}/s) is {imgs_per_s / train_rate:.1f}x faster than training")
     radius = 0.5 / 0.13  # pixels: about half the W-Se2 column distance at the typical pixel size
-    levels = typical_levels(STEMSimulator(size=256, dose=DOSES[1], dopant=0.05, single_vacancy=0.05,
-                                          double_vacancy=0.03).simulate(8, seed=5))
     rows, per_class = [], {}
     for dose in DOSES:
         batch = STEMSimulator(size=256, dose=dose, dopant=0.04, single_vacancy=0.04, double_vacancy=0.03).simulate(
             args.n_test, seed=123)
         pixels, det = evaluate_segmentation(learn.model, batch, radius)
+        # the baseline's brightness levels are fitted at the dose it is tested at; it can output the four classes that
+        # have a brightness of their own (BRIGHT_CLASSES), so it is compared on those: the single vacancy, not "vacancy"
+        levels = typical_levels(STEMSimulator(size=256, dose=dose, dopant=0.05, single_vacancy=0.05,
+                                              double_vacancy=0.03).simulate(8, seed=5))
         found = pd.concat([classical_columns(im, levels).assign(image=i) for i, im in enumerate(batch.images)],
                           ignore_index=True)
         classical = detection_scores(found, batch.columns, batch.images.shape[1:], radius)
         per_class[dose] = det
         rows.append(dict(dose=dose, pixel_accuracy=pixels["pixel_accuracy"], mean_iou=pixels["mean_iou"],
                          atom_f1=det.loc["atom", "f1"], dopant_f1=det.loc["dopant", "f1"], vacancy_f1=det.loc["vacancy", "f1"],
-                         double_vacancy_f1=det.loc["double vacancy", "f1"], position_error_px=det.attrs["position_error"],
+                         single_vacancy_f1=det.loc["single vacancy", "f1"], double_vacancy_f1=det.loc["double vacancy", "f1"],
+                         position_error_px=det.attrs["position_error"],
                          classical_atom_f1=classical.loc["atom", "f1"], classical_dopant_f1=classical.loc["dopant", "f1"],
-                         classical_vacancy_f1=classical.loc["vacancy", "f1"]))
+                         classical_single_vacancy_f1=classical.loc["single vacancy", "f1"]))
     table = pd.DataFrame(rows)
     log(f"\nheld-out simulated 256 x 256 images, {args.n_test} per dose (dopants 4%, single vacancies 4%, double 3%); "
-        f"columns matched within {radius:.1f} px; classical_*: peaks of the smoothed image classed by brightness\n")
+        f"columns matched within {radius:.1f} px; classical_*: peaks of the smoothed image classed by brightness levels fitted "
+        "at the same dose, scored on the classes it can output (it has no double vacancy)\n")
     log(table.to_markdown(index=False, floatfmt=".3f"))
     mid = DOSES[1]
     log(f"\nper class at dose {mid:.0f}:\n")
     log(per_class[mid][["true", "found", "correct", "precision", "recall", "f1"]].to_markdown(floatfmt=".3f"))
-    log("\nReference: Yang et al. (npj Comput. Mater. 7, 2021), up to 98% accuracy classifying W, V dopants, Se sites and "
-        "single and double Se vacancies in WSe2 STEM images. Targets at the middle dose: atom F1 >= 0.97, vacancy and "
-        "dopant F1 >= 0.9, mean IoU >= 0.8.")
+    log("\nFor context, not comparison: Yang et al. (npj Comput. Mater. 7, 2021) report up to 98% accuracy classifying W, "
+        "V dopants, Se sites and single and double Se vacancies in WSe2 STEM images; accuracy over classes is another "
+        "metric and task than our column-detection F1 on simulated images. Targets at the middle dose: atom F1 >= 0.97, "
+        "vacancy and dopant F1 >= 0.9, mean IoU >= 0.8.")
 
     # 4. the real ADF image
     adf = load_dataset("atomap_stem_images").set_index("signal").loc["ADF", "image"]
@@ -158,12 +165,16 @@ def main(argv=None):
     log(f"\ntotal time {elapsed / 60:.1f} min")
     m = table.set_index("dose").loc[mid]
     result = (f"RESULT atom_f1={m.atom_f1:.4f} vacancy_f1={m.vacancy_f1:.4f} dopant_f1={m.dopant_f1:.4f} "
-              f"miou={m.mean_iou:.4f} imgs_per_s={imgs_per_s:.1f} real_match={real['found_fraction']:.4f} n_train={n_train}")
+              f"miou={m.mean_iou:.4f} imgs_per_s={imgs_per_s:.1f} real_match={real['found_fraction']:.4f} n_train={n_train} "
+              f"single_vacancy_f1={m.single_vacancy_f1:.4f} classical_dopant_f1={m.classical_dopant_f1:.4f} "
+              f"classical_single_vacancy_f1={m.classical_single_vacancy_f1:.4f}")
     log(result)
     log.save(args.out, dict(by_dose=rows, per_class_mid={k: v for k, v in per_class[mid].round(4).T.to_dict().items()},
                             generator_imgs_per_s=imgs_per_s, train_imgs_per_s=train_rate, multislice=multislice, real=real,
                             result=dict(atom_f1=m.atom_f1, vacancy_f1=m.vacancy_f1, dopant_f1=m.dopant_f1, miou=m.mean_iou,
-                                        imgs_per_s=imgs_per_s, real_match=real["found_fraction"], n_train=n_train),
+                                        imgs_per_s=imgs_per_s, real_match=real["found_fraction"], n_train=n_train,
+                                        single_vacancy_f1=m.single_vacancy_f1, classical_dopant_f1=m.classical_dopant_f1,
+                                        classical_single_vacancy_f1=m.classical_single_vacancy_f1),
                             minutes=round(elapsed / 60, 1), quick=args.quick))
 
 

@@ -12,16 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from .composition import UnsupportedElementError
-from .core import DownloadError
-from .data import FormulaError, StructureParseError, UnknownDatasetError, get_source, list_datasets, load_dataset
-from .jobs import JobError, read_structure, structure_format
-from .micrographs import ImageReadError
-
-
 # %% auto #0
 __all__ = ['CLIError', 'InputError', 'read_structure_file', 'main']
 
@@ -34,11 +24,25 @@ class InputError(Exception):
     "An input file that exists but cannot be used: printed as one line, exit code 1."
 
 
-_EXIT_CODES = {CLIError: 2, UnknownDatasetError: 2,  # bad arguments
-               FileNotFoundError: 1, StructureParseError: 1, InputError: 1, DownloadError: 1,  # unreadable input
-               JobError: 1, FormulaError: 1, UnsupportedElementError: 1, ImageReadError: 1}  # data a job cannot use
+_EXIT_CODES = {  # 'module.Class' -> exit code, matched along the error's class hierarchy
+    # bad arguments
+    f"{CLIError.__module__}.CLIError": 2, "matdl_nb.data.UnknownDatasetError": 2, "matdl_nb.data.DatasetOptionError": 2,
+    # unreadable input, a failed download, a missing key or optional package
+    "builtins.FileNotFoundError": 1, "matdl_nb.data.StructureParseError": 1, f"{InputError.__module__}.InputError": 1,
+    "matdl_nb.core.DownloadError": 1, "matdl_nb.data.CredentialError": 1, "builtins.ImportError": 1,
+    # data a job cannot use
+    "matdl_nb.jobs.JobError": 1, "matdl_nb.data.FormulaError": 1, "matdl_nb.composition.UnsupportedElementError": 1,
+    "matdl_nb.micrographs.ImageReadError": 1, "matdl_nb.xrd_measured.PatternError": 1, "matdl_nb.xrd.XRDError": 1}
 
 
+def _exit_code(err: BaseException) -> int | None:
+    "The exit code for an error a user can act on, None for a bug."
+    for kind in type(err).__mro__:
+        code = _EXIT_CODES.get(f"{kind.__module__}.{kind.__qualname__}")
+        if code is not None: return code
+    return None
+
+# %% ../nbs/92_cli.ipynb #c0061
 def _options(pairs: list[str] | None) -> dict:
     "['split=test', 'n=5'] -> {'split': 'test', 'n': 5}: numbers become numbers, the rest stay text."
     options = {}
@@ -53,18 +57,20 @@ def _options(pairs: list[str] | None) -> dict:
 
 # %% ../nbs/92_cli.ipynb #c009
 def _data_list(args) -> None:
+    from matdl_nb.data import list_datasets
     table = list_datasets(args.kind)[["kind", "title", "size", "licence"]]
     print(table.to_markdown() if len(table) else f"no {args.kind} datasets are registered")
 
 
 def _data_show(args) -> None:
+    from matdl_nb.data import get_source
     print(get_source(args.name)._repr_markdown_())
 
 
 def _data_fetch(args) -> None:
+    from matdl_nb.data import get_source, load_dataset
     source = get_source(args.name)
-    try: frame = load_dataset(args.name, **_options(args.option))
-    except TypeError as err: raise CLIError(str(err)) from err  # an option this dataset does not have
+    frame = load_dataset(args.name, **_options(args.option))  # a bad option is a DatasetOptionError: exit code 2
     where = {"embedded": "ships inside a Python package", "download": "downloaded and checked, now in the cache",
              "online": "read from a live database"}[source.kind]
     columns = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
@@ -72,7 +78,8 @@ def _data_fetch(args) -> None:
 
 # %% ../nbs/92_cli.ipynb #c011
 def read_structure_file(path: str | Path):
-    "A `Structure` from a CIF or POSCAR file (`jobs.read_structure`); a name that says neither format is a bad argument."
+    "A `Structure` from a CIF or POSCAR file (`data.read_structure`); a name that says neither format is a bad argument."
+    from matdl_nb.data import read_structure, structure_format
     if not Path(path).is_dir() and structure_format(path) is None:
         raise CLIError(f"{path}: cannot tell the format from the name; use a .cif file, or POSCAR/CONTCAR/.vasp")
     return read_structure(path)
@@ -83,15 +90,15 @@ def _xrd_simulate(args) -> None:
     import matplotlib
     matplotlib.use("Agg")  # a terminal has no display
     import matplotlib.pyplot as plt
-    from matdl_nb.xrd import XRDError, peak_list, simulate_pattern, two_theta_grid
+    import numpy as np
+    import pandas as pd
+    from matdl_nb.xrd import peak_list, simulate_pattern, two_theta_grid
     start, stop = args.range
     if not 0 < start < stop < 180: raise CLIError(f"--range wants 0 < start < stop < 180 degrees, got {start} {stop}")
     structure = read_structure_file(args.file)
     grid = two_theta_grid(start, stop, args.step)
-    try:
-        positions, intensities = peak_list(structure, two_theta_range=(start, stop), label=str(args.file))
-        pattern = simulate_pattern(structure, crystallite_size=args.size, grid=grid)
-    except XRDError as err: raise InputError(str(err)) from err
+    positions, intensities = peak_list(structure, two_theta_range=(start, stop), label=str(args.file))  # XRDError: exit 1
+    pattern = simulate_pattern(structure, crystallite_size=args.size, grid=grid)
     if len(positions) == 0: raise InputError(f"{args.file}: no reflection between {start:g} and {stop:g} degrees")
     peaks = pd.DataFrame({"two_theta": positions, "intensity": np.asarray(intensities) / max(intensities)})
     peaks = peaks.sort_values("intensity", ascending=False).head(args.peaks)
@@ -112,17 +119,17 @@ def _xrd_simulate(args) -> None:
 
 
 def _xrd_classify(args) -> None:
+    import pandas as pd
     from matdl_nb.train import load_model
     from matdl_nb.xrd_classifier import predict_pattern
-    from matdl_nb.xrd_measured import PatternError, read_pattern
+    from matdl_nb.xrd_measured import read_pattern
     if not (Path(args.model) / "config.json").is_file():
         raise InputError(f"{args.model}: not a model folder; train one with `matdl train xrd --measured --out {args.model}`")
     model = load_model(args.model)
     if model.init_args.get("in_channels") != 2:
         raise InputError(f"{args.model}: this XRD model reads clean simulated patterns only; train one with `matdl train xrd --measured`")
     for name in args.files:
-        try: answer = predict_pattern(model, *read_pattern(name), top=args.top, background=args.background, name=str(name))
-        except PatternError as err: raise InputError(str(err)) from err
+        answer = predict_pattern(model, *read_pattern(name), top=args.top, background=args.background, name=str(name))
         table = pd.concat([answer["crystal_system"].add_prefix("crystal system "), answer["space_group"].add_prefix("space group ")], axis=1)
         print(f"{name}: {answer['coverage']:.0%} of the model's grid measured; background removed with {args.background}")
         print(table.to_markdown(index=False, floatfmt=".3f"))
@@ -134,6 +141,7 @@ _KIND_SETTINGS = {"formula_col": ("elemnet", "irnet", "rf"), "crystals": ("xrd",
 def _train(args) -> None:
     import matplotlib
     matplotlib.use("Agg")  # a terminal has no display
+    import pandas as pd
     from matdl_nb.jobs import MODEL_KINDS, train_job
     learns = MODEL_KINDS[args.kind][0]
     if learns in ("formulas", "structures") and not (args.data and args.target):
@@ -160,7 +168,7 @@ def _predict(args) -> None:
     print(table.to_markdown(index=False, floatfmt=".4g"))
     if args.out: print(f"wrote {Path(args.out) / 'predictions.csv'}")
 
-
+# %% ../nbs/92_cli.ipynb #c0135
 def _job_parsers(jobs) -> None:
     "The `train` and `predict` subcommands."
     train = jobs.add_parser("train", help="train a model into a model folder")
@@ -186,7 +194,6 @@ def _job_parsers(jobs) -> None:
     predict.add_argument("inputs", nargs="+", help="formulas or CSVs; CIF/POSCAR files or folders; .xy patterns; images")
     predict.add_argument("--out", help="a folder for predictions.csv (and the columns found in images)")
     predict.set_defaults(run=_predict)
-
 
 # %% ../nbs/92_cli.ipynb #c0132
 def _tour(args) -> None:
@@ -247,10 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done: return int(done.code or 0)  # --help, or argparse's own usage error (2)
     try:
         args.run(args)
-    except tuple(_EXIT_CODES) as err:
-        code = next(c for kind, c in _EXIT_CODES.items() if isinstance(err, kind))
-        print(f"matdl: error: {err}", file=sys.stderr)
-        return code
     except BrokenPipeError:  # the reader stopped early (`matdl data list | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except Exception as err:
+        code = _exit_code(err)
+        if code is None or os.environ.get("MATDL_TRACEBACK", "").strip() in ("1", "true", "yes"): raise  # a bug: its traceback
+        print(f"matdl: error: {err}", file=sys.stderr)
+        return code
     return 0
+
+# %% ../nbs/92_cli.ipynb #c0142
+if __name__ == "__main__": sys.exit(main())

@@ -8,8 +8,6 @@ Docs: https://matdl.github.io/matdl_nb/composition.html.md"""
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from typing import Sequence
 
@@ -25,7 +23,7 @@ from sklearn.ensemble import RandomForestRegressor
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .core import by_mode, cache_root, seed_everything
+from .core import atomic_write, by_mode, cache_root, seed_everything
 from .data import FormulaError, parse_composition
 from .train import OutputScale, make_dataloader, make_dataloaders, regression_learner, store_init_args
 
@@ -112,9 +110,7 @@ def magpie_features(
         featurizer = _magpie_featurizer()
         out = np.array([featurizer.featurize(c) for c in rows], dtype=np.float32).reshape(len(formulas), -1)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy"); os.close(fd)
-        np.save(tmp, out); os.replace(tmp, path)
+        with atomic_write(path) as tmp: np.save(tmp, out)
     return out
 
 # %% ../nbs/10_composition.ipynb #c016

@@ -7,16 +7,17 @@ Docs: https://matdl.github.io/matdl_nb/core.html.md"""
 # %% ../nbs/00_core.ipynb #c003
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
 import os
 import shutil
 import socket
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 import warnings
 from pathlib import Path
 
@@ -29,7 +30,8 @@ import matdl_nb
 
 # %% auto #0
 __all__ = ['seed_everything', 'get_device', 'is_quick', 'by_mode', 'set_quick', 'notebook_times', 'preflight', 'cache_root',
-           'clear_cache', 'project_root', 'bench_result', 'DownloadError', 'url_to_relpath', 'sha256_file', 'download']
+           'clear_cache', 'atomic_write', 'project_root', 'bench_result', 'DownloadError', 'url_to_relpath',
+           'sha256_file', 'download']
 
 # %% ../nbs/00_core.ipynb #c006
 def seed_everything(
@@ -144,6 +146,23 @@ def clear_cache(
     shutil.rmtree(target)
     return n_files
 
+# %% ../nbs/00_core.ipynb #c071
+@contextlib.contextmanager
+def atomic_write(
+    path: str | Path,  # the file to (re)write; its folder is created if needed
+):
+    "Context manager: yields a temporary path beside `path` (same suffix) and renames it into place if the block succeeds."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # same folder (so the rename is atomic), same suffix (np.savez would append '.npz' to any other), a hidden name
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part{path.suffix}")
+    try:
+        yield tmp
+        if not tmp.exists(): raise FileNotFoundError(f"the writer of {path} wrote nothing")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
 # %% ../nbs/00_core.ipynb #c061
 def project_root() -> Path | None:
     "The source checkout this package was imported from (the folder that holds `nbs/` and `bench/`), or None."
@@ -215,14 +234,11 @@ def _open_source(source: str | Path, timeout: float):
 
 
 def _fetch(source: str | Path, dest: Path, sha256: str | None, timeout: float, progress: bool) -> None:
-    "Stream `source` into a temporary file beside `dest`, verify it, then rename it into place."
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
+    "Stream `source` into a temporary file beside `dest` (`atomic_write`), verify it, then rename it into place."
+    with atomic_write(dest) as tmp:
         stream, total = _open_source(source, timeout)
         digest, n_bytes, chunk = hashlib.sha256(), 0, 1 << 20
-        with stream, os.fdopen(fd, "wb") as out:
+        with stream, open(tmp, "wb") as out:
             blocks = iter(lambda: stream.read(chunk), b"")
             if progress and total and total > 4 * chunk:
                 blocks = progress_bar(blocks, total=-(-total // chunk), leave=False)
@@ -236,9 +252,6 @@ def _fetch(source: str | Path, dest: Path, sha256: str | None, timeout: float, p
         elif got != sha256:
             raise DownloadError(f"SHA-256 mismatch: expected {sha256}, got {got} ({n_bytes} bytes); "
                                 "the file is corrupt, truncated or was changed at its source")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 # %% ../nbs/00_core.ipynb #c025
 def _mirror_source(url: str, mirror: str | Path | None) -> str | Path | None:

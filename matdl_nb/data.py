@@ -35,9 +35,10 @@ from .core import DownloadError, download
 
 # %% auto #0
 __all__ = ['DATASET_KINDS', 'CRYSTAL_SYSTEMS', 'source_sha256', 'source_urls', 'fetch_source', 'DataSource', 'register_dataset',
-           'UnknownDatasetError', 'get_source', 'list_datasets', 'load_dataset', 'data_card', 'plot_distribution',
-           'crystal_system', 'StructureParseError', 'parse_structure', 'parse_structures', 'FormulaError',
-           'parse_composition', 'chemical_system', 'random_split', 'grouped_split', 'group_overlap']
+           'UnknownDatasetError', 'DatasetOptionError', 'get_source', 'list_datasets', 'load_dataset', 'data_card',
+           'plot_distribution', 'crystal_system', 'StructureParseError', 'parse_structure', 'parse_structures',
+           'structure_format', 'read_structure', 'CredentialError', 'FormulaError', 'parse_composition',
+           'chemical_system', 'random_split', 'grouped_split', 'group_overlap']
 
 # %% ../nbs/01_data.ipynb #c006
 @functools.lru_cache(maxsize=1)
@@ -128,6 +129,10 @@ class UnknownDatasetError(KeyError):
     def __str__(self): return str(self.args[0])
 
 
+class DatasetOptionError(ValueError):
+    "A loader option that the dataset does not have, or a value it does not offer."
+
+
 def get_source(name: str) -> DataSource:
     "The registry card of dataset `name`, with a suggestion if the name is misspelt."
     if name in _REGISTRY: return _REGISTRY[name]
@@ -154,7 +159,7 @@ def load_dataset(
     unknown = set(options) - set(source.options)
     if unknown:
         valid = ", ".join(source.options) or "none"
-        raise TypeError(f"Dataset {name!r} has no option {', '.join(sorted(unknown))}; its options: {valid}.")
+        raise DatasetOptionError(f"Dataset {name!r} has no option {', '.join(sorted(unknown))}; its options: {valid}.")
     df = source.loader(**options)
     df.attrs.update(source=name, target=source.target, kind=source.kind)
     return df
@@ -355,10 +360,32 @@ def parse_structures(
     items = progress_bar(range(len(texts)), leave=False) if progress and len(texts) > 200 else range(len(texts))
     return [parse_structure(texts[i], fmt, labels[i]) for i in items]
 
+# %% ../nbs/01_data.ipynb #c0382
+def structure_format(path: str | Path) -> str | None:
+    "'cif' or 'poscar' as the file's name says (.cif; POSCAR, CONTCAR or .vasp), None when it says neither."
+    name = Path(path).name.lower()
+    if name.endswith(".cif"): return "cif"
+    if name.endswith(".vasp") or name.startswith(("poscar", "contcar")): return "poscar"
+    return None
+
+
+def read_structure(
+    path: str | Path,  # a .cif file, or POSCAR / CONTCAR / *.vasp
+) -> Structure:
+    "One pymatgen `Structure` from a CIF or POSCAR file; a `StructureParseError` (or `FileNotFoundError`) names the file."
+    path = Path(path)
+    if path.is_dir(): raise StructureParseError(f"{path}: a folder, not a structure file")
+    fmt = structure_format(path)
+    if fmt is None: raise StructureParseError(f"{path}: cannot tell the format from the name; use a .cif file, or POSCAR/CONTCAR/.vasp")
+    if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
+    try: text = path.read_text()
+    except UnicodeDecodeError as err: raise StructureParseError(f"{path}: not a text file ({err})") from err
+    return parse_structure(text, fmt, label=str(path))
+
 # %% ../nbs/01_data.ipynb #c040
 def _check_choice(name: str, value: str, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is not available; choose one of {', '.join(map(repr, choices))}.")
+        raise DatasetOptionError(f"{name}={value!r} is not available; choose one of {', '.join(map(repr, choices))}.")
 
 
 _OQMD_FILES = {"train": "val.csv", "test": "test.csv"}
@@ -575,6 +602,10 @@ def _offline() -> bool:
     return os.environ.get("MATDL_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+class CredentialError(RuntimeError):
+    "An online source that needs a key (an API key) that was not given."
+
+
 def _require_online(name: str) -> None:
     if _offline(): raise DownloadError(f"Dataset {name!r} needs a live connection, but MATDL_OFFLINE is set.")
 
@@ -585,7 +616,7 @@ def _import_or_explain(module: str, package: str, name: str):
     except ImportError as err:
         raise ImportError(f"Dataset {name!r} needs the package {package!r}: pip install \"matdl_nb[online]\"") from err
 
-
+# %% ../nbs/01_data.ipynb #c0611
 @register_dataset(
     "jarvis_dft", "online", "JARVIS-DFT through jarvis-tools (live download from figshare)", "about 76k (dft_3d)",
     {"(all)": "the columns of the chosen JARVIS dataset, e.g. jid, atoms, optb88vdw_bandgap, formation_energy_peratom"},
@@ -620,7 +651,7 @@ def _load_matbench_online(task: str = "matbench_perovskites") -> pd.DataFrame:
 def _load_materials_project(chemsys: str = "Li-Fe-O", fields=None, api_key: str | None = None) -> pd.DataFrame:
     key = api_key or os.environ.get("MP_API_KEY")
     if not key:
-        raise RuntimeError("The Materials Project needs an API key: create one at "
+        raise CredentialError("The Materials Project needs an API key: create one at "
                            "https://next-gen.materialsproject.org/api and set MP_API_KEY (or pass api_key=...).")
     _require_online("materials_project")
     fields = list(fields or ["material_id", "formula_pretty", "formation_energy_per_atom", "band_gap", "structure"])

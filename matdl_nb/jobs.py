@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 import matdl_nb
-from .core import seed_everything
-from .data import load_dataset, parse_structure, random_split
+from .core import atomic_write, seed_everything
+from .data import load_dataset, random_split, read_structure, structure_format
 
 # %% auto #0
-__all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'JobError', 'read_table', 'composition_table', 'structure_format', 'structure_files',
-           'read_structure', 'structure_table', 'train_composition', 'train_structures', 'train_xrd',
-           'train_xrd_measured', 'train_unet', 'train_job', 'read_pattern', 'pattern_on_grid', 'predict_job']
+__all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'JobError', 'read_table', 'composition_table', 'structure_files', 'structure_table',
+           'train_composition', 'train_structures', 'train_xrd', 'train_xrd_measured', 'train_unet', 'train_job',
+           'pattern_on_grid', 'predict_job']
 
 # %% ../nbs/94_jobs.ipynb #c012
 MODEL_KINDS = {  # kind: (what it learns from, default epochs)
@@ -71,14 +71,6 @@ def composition_table(data, target: str, formula_col: str = "formula", options: 
     return frame.reset_index(drop=True), dropped
 
 
-def structure_format(path: str | Path) -> str | None:
-    "'cif' or 'poscar' as the file's name says (.cif; POSCAR, CONTCAR or .vasp), None when it says neither."
-    name = Path(path).name.lower()
-    if name.endswith(".cif"): return "cif"
-    if name.endswith(".vasp") or name.startswith(("poscar", "contcar")): return "poscar"
-    return None
-
-
 def structure_files(path: str | Path) -> list[Path]:
     "The CIF and POSCAR files of a folder (or the one file given), sorted."
     path = Path(path)
@@ -87,18 +79,6 @@ def structure_files(path: str | Path) -> list[Path]:
     found = sorted(p for p in path.iterdir() if p.is_file() and structure_format(p))
     if not found: raise JobError(f"{path}: no .cif, .vasp or POSCAR files in this folder")
     return found
-
-
-def read_structure(path: str | Path):
-    "One pymatgen `Structure` from a CIF or POSCAR file; the error names the file."
-    path = Path(path)
-    if path.is_dir(): raise JobError(f"{path}: a folder, not a structure file")
-    fmt = structure_format(path)
-    if fmt is None: raise JobError(f"{path}: cannot tell the format from the name; use a .cif file, or POSCAR/CONTCAR/.vasp")
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
-    try: text = path.read_text()
-    except UnicodeDecodeError as err: raise JobError(f"{path}: not a text file ({err})") from err
-    return parse_structure(text, fmt, label=str(path))
 
 # %% ../nbs/94_jobs.ipynb #c016
 def structure_table(data, target: str, options: dict | None = None) -> pd.DataFrame:
@@ -150,8 +130,8 @@ def _finish(out: Path, job: dict, metrics: dict) -> dict:
     from matdl_nb.scale import world
     job = {**job, "processes": world()[1], "created": datetime.datetime.now().isoformat(timespec="seconds"),
            "matdl_nb_version": matdl_nb.__version__}
-    (out / "job.json").write_text(json.dumps(job, indent=1) + "\n")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
+    with atomic_write(out / "job.json") as tmp: tmp.write_text(json.dumps(job, indent=1) + "\n")
+    with atomic_write(out / "metrics.json") as tmp: tmp.write_text(json.dumps(metrics, indent=1, default=float) + "\n")
     return metrics
 
 
@@ -367,13 +347,6 @@ def _train_rank(spec: str) -> None:
     _exit_rank()  # everything is on disk: leave before the interpreter's teardown can meet gloo's threads
 
 # %% ../nbs/94_jobs.ipynb #c050
-def read_pattern(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    "2-theta and intensity of a measured pattern (`xrd_measured.read_pattern`), its problems as `JobError`s."
-    from matdl_nb.xrd_measured import PatternError, read_pattern as read_measured
-    try: return read_measured(path)
-    except PatternError as err: raise JobError(str(err)) from err
-
-
 def pattern_on_grid(two_theta: np.ndarray, intensity: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, float]:
     "A measured pattern on the grid of a model that reads one channel: `xrd_measured.to_grid`, minimum 0 and maximum 1 inside the measured range; and the grid's fraction covered."
     from matdl_nb.xrd_measured import to_grid
@@ -415,6 +388,7 @@ def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], out: Pa
     from matdl_nb.data import CRYSTAL_SYSTEMS
     from matdl_nb.train import load_model, load_model_config
     from matdl_nb.xrd import SPACE_GROUP_CLASSES, simulate_pattern, two_theta_grid
+    from matdl_nb.xrd_measured import read_pattern
     model = load_model(model_dir)
     grid = two_theta_grid(*load_model_config(model_dir)["extra"]["grid"])
     if model.init_args.get("in_channels") == 2: return _predict_measured(model, inputs, top)
@@ -437,11 +411,10 @@ def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], out: Pa
 
 def _predict_measured(model, inputs: Sequence[str], top: int = 3) -> pd.DataFrame:
     from matdl_nb.xrd_classifier import predict_pattern
-    from matdl_nb.xrd_measured import PatternError
+    from matdl_nb.xrd_measured import read_pattern
     rows = []
     for name in inputs:
-        try: answer = predict_pattern(model, *read_pattern(name), top=top, name=str(name))
-        except PatternError as err: raise JobError(str(err)) from err
+        answer = predict_pattern(model, *read_pattern(name), top=top, name=str(name))
         rows.append({"file": str(name), "grid covered": round(answer["coverage"], 3),
                      "crystal system": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in answer["crystal_system"].itertuples()),
                      "space group": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in answer["space_group"].itertuples())})

@@ -27,11 +27,11 @@ from .micrographs import CLASS_COLOURS, STEM_CLASSES, as_grayscale, plot_mask
 from .train import make_dataloader, make_dataloaders, store_init_args
 
 # %% auto #0
-__all__ = ['DEFECT_GROUPS', 'conv_block', 'UNet', 'pad_to_multiple', 'class_weights', 'SegmentationLoss', 'confusion',
-           'segmentation_scores', 'SegmentationMetric', 'dihedral', 'FreshImages', 'segmentation_dataloaders',
-           'array_dataloaders', 'segmentation_learner', 'predict_probabilities', 'standardise', 'find_columns',
-           'match_columns', 'detection_scores', 'evaluate_segmentation', 'classical_columns', 'typical_levels',
-           'atomap_columns', 'compare_columns', 'stem_explorer']
+__all__ = ['DEFECT_GROUPS', 'BRIGHT_CLASSES', 'conv_block', 'UNet', 'pad_to_multiple', 'class_weights', 'SegmentationLoss',
+           'confusion', 'segmentation_scores', 'SegmentationMetric', 'dihedral', 'FreshImages',
+           'segmentation_dataloaders', 'array_dataloaders', 'segmentation_learner', 'predict_probabilities',
+           'standardise', 'find_columns', 'match_columns', 'detection_scores', 'evaluate_segmentation',
+           'classical_columns', 'typical_levels', 'atomap_columns', 'compare_columns', 'stem_explorer']
 
 # %% ../nbs/41_microscopy.ipynb #c150
 def conv_block(n_in: int, n_out: int) -> nn.Sequential:
@@ -336,7 +336,7 @@ def evaluate_segmentation(
 # %% ../nbs/41_microscopy.ipynb #c183
 def classical_columns(
     image: np.ndarray,  # [H, W] standardised
-    class_levels: dict,  # class index -> typical smoothed brightness at its columns (from training images)
+    class_levels: dict,  # class index -> typical smoothed brightness at its columns (from images of the same dose); only these classes come out
     min_distance: int = 5,  # pixels between peaks
     smooth: float = 1.5,  # pixels: Gaussian smoothing before peak finding
     classes: Sequence[str] = STEM_CLASSES,
@@ -353,8 +353,11 @@ def classical_columns(
                          "class_name": [classes[c] for c in cls]})
 
 
-def typical_levels(batch, smooth: float = 1.5, classes: Sequence[int] = (1, 2, 3, 4)) -> dict:
-    "Mean smoothed brightness at the true columns of each class (for `classical_columns`)."
+BRIGHT_CLASSES = (1, 2, 3, 4)  # metal, chalcogen pair, dopant, single vacancy: the STEM classes with a peak of their own
+
+
+def typical_levels(batch, smooth: float = 1.5, classes: Sequence[int] = BRIGHT_CLASSES) -> dict:
+    "Mean smoothed brightness at the true columns of each class (for `classical_columns`); fit it at the dose you test at."
     levels = {c: [] for c in classes}
     for i, image in enumerate(batch.images):
         smoothed = ndimage.gaussian_filter(image, smooth)

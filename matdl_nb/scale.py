@@ -38,7 +38,7 @@ from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 from pymatgen.core import Structure
 
-from .core import cache_root, sha256_file
+from .core import atomic_write, cache_root, sha256_file
 from .graphs import CrystalGraph, structure_to_graph
 from .train import make_dataloaders, regression_learner
 
@@ -266,14 +266,9 @@ def _write_chunk(build: Callable, inputs: list, path: Path) -> tuple[str, int]:
     "Build one chunk's items and write them packed and atomically (a temporary file renamed); the file's SHA-256 and item count."
     items = build(inputs)
     if len(items) != len(inputs): raise ValueError(f"{path.name}: {len(inputs)} inputs gave {len(items)} items")
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-", suffix=".pt")
-    os.close(handle)
-    try:
+    with atomic_write(path) as tmp:
         torch.save(_pack(items, path.name), tmp)
         digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
     return digest, len(items)
 
 
@@ -353,9 +348,7 @@ def _build_missing(self: ChunkStore, workers: int, progress: bool) -> int:
         finally: _INHERITED = None
     if todo:
         manifest = {**self._manifest(), **{c["file"]: digest for c, (digest, _) in zip(todo, done)}}
-        handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=".manifest-", suffix=".json")
-        with os.fdopen(handle, "w") as f: json.dump(manifest, f, indent=0, sort_keys=True)
-        os.replace(tmp, self.folder / "manifest.json")
+        with atomic_write(self.folder / "manifest.json") as tmp: tmp.write_text(json.dumps(manifest, indent=0, sort_keys=True))
         for c in todo:  # just written and hashed: note size and time without hashing again
             stat = (self.folder / c["file"]).stat()
             self._checked[c["file"]] = (stat.st_size, stat.st_mtime_ns)

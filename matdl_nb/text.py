@@ -28,9 +28,9 @@ __all__ = ['SYMBOLS', 'ELEMENT_NAMES', 'WORD_SYMBOLS', 'NEVER_ALONE', 'UNITS', '
            'PAPER_SETTINGS', 'SMALL_CORPUS_SETTINGS', 'SMALL_CORPUS_PPMI', 'parse_formula', 'normalise_formula',
            'split_sentences', 'tokenize', 'process_text', 'TokenizedCorpus', 'text_files', 'csv_column',
            'registry_texts', 'is_material', 'learn_phrases', 'apply_phrases', 'train_word2vec', 'load_word2vec',
-           'ppmi_svd', 'normalise_word', 'analogy_scores', 'mat2vec_element_vectors', 'element_similarity_correlation',
-           'train_both', 'element_corr_over_seeds', 'thermoelectric_ranking', 'neighbours', 'plot_element_map',
-           'word_explorer', 'evaluate_embedding', 'corpus_size_curve']
+           'ppmi_svd', 'normalise_word', 'analogy_scores', 'mat2vec_element_vectors', 'element_halves',
+           'element_similarity_correlation', 'train_both', 'element_corr_over_seeds', 'thermoelectric_ranking',
+           'neighbours', 'plot_element_map', 'word_explorer', 'evaluate_embedding', 'corpus_size_curve']
 
 # %% ../nbs/50_text.ipynb #c012
 SYMBOLS = frozenset(e.symbol for e in Element if e.Z <= 103)
@@ -417,10 +417,26 @@ def _cosines(vectors: np.ndarray) -> np.ndarray:
     return unit @ unit.T
 
 
-def element_similarity_correlation(kv, reference: pd.DataFrame | None = None) -> dict:
+def element_halves(
+    reference: pd.DataFrame | None = None,  # element vectors indexed by symbol; default the published mat2vec ones
+    seed: int = 0,
+) -> tuple[list[str], list[str]]:
+    "The reference's elements split at random into two fixed halves: (settings are chosen on these, scores are reported on these)."
+    reference = mat2vec_element_vectors() if reference is None else reference
+    order = np.random.default_rng(seed).permutation(len(reference))
+    half = len(reference) // 2
+    return sorted(reference.index[order[:half]]), sorted(reference.index[order[half:]])
+
+
+def element_similarity_correlation(
+    kv,  # gensim KeyedVectors (or anything with `key_to_index` and `[word]`)
+    reference: pd.DataFrame | None = None,  # default the published mat2vec element vectors
+    elements: Sequence[str] | None = None,  # only the pairs among these elements (e.g. one of `element_halves`)
+) -> dict:
     "Spearman correlation of all element-element cosine similarities: ours against the published mat2vec vectors."
     from scipy.stats import spearmanr
     reference = mat2vec_element_vectors() if reference is None else reference
+    if elements is not None: reference = reference.loc[[e for e in reference.index if e in set(elements)]]
     shared = [e for e in reference.index if e in kv.key_to_index]
     if len(shared) < 3: return dict(elements=len(shared), pairs=0, spearman=float("nan"), shared=shared)
     upper = np.triu_indices(len(shared), 1)
@@ -443,12 +459,17 @@ def train_both(
             "PPMI-SVD": ppmi_svd(sentences, min_count=min_count, seed=seed, **ppmi)}
 
 
-def element_corr_over_seeds(sentences: list[list[str]], seeds: Sequence[int] = range(5), **settings) -> pd.DataFrame:
-    "Element-similarity Spearman of word2vec and of PPMI-SVD trained once per seed (`settings` go to `train_both`)."
+def element_corr_over_seeds(
+    sentences: list[list[str]],
+    seeds: Sequence[int] = range(5),
+    elements: Sequence[str] | None = None,  # score only the pairs among these elements (see `element_halves`)
+    **settings,  # go to `train_both`
+) -> pd.DataFrame:
+    "Element-similarity Spearman of word2vec and of PPMI-SVD trained once per seed."
     rows = []
     for seed in progress_bar(list(seeds), leave=False):
         for model, kv in train_both(sentences, seed=seed, **settings).items():
-            rows.append(dict(model=model, seed=seed, element_corr=element_similarity_correlation(kv)["spearman"]))
+            rows.append(dict(model=model, seed=seed, element_corr=element_similarity_correlation(kv, elements=elements)["spearman"]))
     return pd.DataFrame(rows)
 
 # %% ../nbs/50_text.ipynb #c077

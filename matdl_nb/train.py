@@ -13,8 +13,6 @@ import importlib
 import inspect
 import io
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -37,7 +35,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import matdl_nb
-from .core import cache_root, get_device
+from .core import atomic_write, cache_root, get_device
 
 # %% auto #0
 __all__ = ['rmse', 'make_dataloader', 'make_dataloaders', 'OutputScale', 'KeepBestCallback', 'EarlyStopping',
@@ -373,14 +371,10 @@ def save_model(
             json.dumps(value)
         except TypeError:
             raise TypeError(f"Cannot save {type(model).__name__}: argument {key!r} = {value!r} is not JSON-serialisable.") from None
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part"); os.close(fd)
-    try:
-        torch.save(state, tmp); os.replace(tmp, folder / "weights.pt")
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    with atomic_write(folder / "weights.pt") as tmp: torch.save(state, tmp)
+    with atomic_write(folder / "config.json") as tmp: tmp.write_text(json.dumps(config, indent=2))
     return folder
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import warnings
 from typing import Sequence
 
@@ -28,7 +27,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from torch import nn
 from torch.utils.data import Dataset
 
-from .core import cache_root
+from .core import atomic_write, cache_root
 from .data import CRYSTAL_SYSTEMS, crystal_system
 from .train import make_dataloader, make_dataloaders, store_init_args
 
@@ -278,9 +277,7 @@ def random_crystal_peaks(
     out["formula"] = np.array([s.composition.reduced_formula for s, _ in crystals])
     out.update({k: np.array(v) for k, v in stats.items()})
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz"); os.close(fd)
-        np.savez_compressed(tmp, **out); os.replace(tmp, path)
+        with atomic_write(path) as tmp: np.savez_compressed(tmp, **out)
     return out
 
 

@@ -11,7 +11,6 @@ import importlib
 import math
 import multiprocessing
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -28,8 +27,8 @@ from pymatgen.core import Element, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from torch import nn
 from torch.utils.data import Dataset
-from .core import cache_root
-from .data import CRYSTAL_SYSTEMS, crystal_system
+from .core import atomic_write, cache_root
+from .data import CRYSTAL_SYSTEMS, crystal_system, read_structure
 from .train import make_dataloader, make_dataloaders, store_init_args
 from .xrd import CU_KA, XRD_ELEMENTS, TwoHeadLoss, XRDError, random_crystals, reflection_list, two_theta_grid, xrd_metrics
 from .xrd_measured import OTHER_INSTRUMENT, Diffractometer, preprocess_pattern
@@ -142,7 +141,7 @@ class ReflectionTemplates:
         for i in progress_bar(range(len(structures)), leave=False) if progress else range(len(structures)):
             item = structures[i]
             label = str(item) if isinstance(item, (str, Path)) else f"{source} {i}"
-            structure = _read_structure(item) if isinstance(item, (str, Path)) else item
+            structure = read_structure(item) if isinstance(item, (str, Path)) else item
             templates.append(reflection_template(*standard_cell(structure, label=label), max_reflections, label=label))
         return cls.from_templates(templates, source)
 
@@ -221,11 +220,6 @@ def swap_elements(scattering: torch.Tensor, p: float = 0.5) -> torch.Tensor:
     return out
 
 # %% ../nbs/32_xrd_classifier.ipynb #c029
-def _read_structure(path: str | Path) -> Structure:
-    "A Structure from a CIF or POSCAR file; the error names the file."
-    try: return Structure.from_file(str(path))
-    except Exception as err: raise XRDError(f"{path}: not a readable CIF or POSCAR file ({type(err).__name__}: {err})") from err
-
 def _crystal_chunk(settings: tuple) -> dict:
     "One chunk of random crystals (all 230 space groups, balanced over crystal systems) as templates; runs in a worker process."
     seed, index, size, max_atoms, max_reflections = settings; os.environ.setdefault("SPGLIB_WARNING", "OFF")
@@ -240,12 +234,9 @@ def _chunk_path(settings: tuple) -> Path:
 
 def _save_chunk(path: Path, chunk: dict) -> None:
     parts = ReflectionTemplates.from_templates(chunk["templates"], "random")
-    path.parent.mkdir(parents=True, exist_ok=True); fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz"); os.close(fd)
-    try:
+    with atomic_write(path) as tmp:  # whole files only: an interrupted or failed write leaves no half chunk
         np.savez(tmp, **{k: v.numpy() for k, v in parts.arrays.items()}, formula=parts.formula.astype(str),
                  stats=np.array([chunk["stats"][k] for k in ("attempts", "failed", "symmetry_changed", "duplicates")]))
-        os.replace(tmp, path)
-    finally: Path(tmp).unlink(missing_ok=True)  # whole files only: an interrupted or failed write leaves no half chunk
 
 def random_crystal_templates(
     n: int,  # crystals wanted

@@ -10,10 +10,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def mirror_root() -> Path | None:
-    "MATDL_MIRROR if set, else the shared mirror beside the project (as CI lays it out), else None."
-    if os.environ.get("MATDL_MIRROR"): return Path(os.environ["MATDL_MIRROR"])
-    candidate = ROOT.parent / "shared" / "data"
+    "MATDL_MIRROR if set, else the shared mirror beside the project (as CI lays it out); None if that folder is not there."
+    candidate = Path(os.environ["MATDL_MIRROR"]) if os.environ.get("MATDL_MIRROR") else ROOT.parent / "shared" / "data"
     return candidate if candidate.is_dir() else None
+
+
+def in_ci() -> bool:
+    "True under CI (CI=true), where a check that cannot run is a failure, not a skip."
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -30,8 +34,17 @@ def _isolated_cache(tmp_path_factory):
         else: os.environ[k] = v
 
 
-requires_mirror = pytest.mark.skipif(mirror_root() is None,
-                                     reason="needs the data mirror (MATDL_MIRROR or ../shared/data)")
+_NO_MIRROR = "needs the data mirror (MATDL_MIRROR or ../shared/data)"
+
+
+@pytest.fixture
+def _fail_without_mirror():
+    pytest.fail(f"CI=true but this test {_NO_MIRROR}: under CI a missing mirror is a failure, not a skip")
+
+
+# A user without the mirror skips these tests (the reason shows in pytest's summary); CI fails them.
+requires_mirror = (pytest.mark.skipif(False, reason="the mirror is there") if mirror_root() is not None
+                   else pytest.mark.usefixtures("_fail_without_mirror") if in_ci() else pytest.mark.skip(reason=_NO_MIRROR))
 
 
 @pytest.fixture

@@ -181,3 +181,40 @@ def test_train_and_predict_on_the_users_csv(tmp_path):
     assert matdl("train", "elemnet", "--data", tmp_path / "alloys.csv").returncode == 2  # no --target
     assert matdl("train", "xrd", "--target", "y").returncode == 2  # xrd trains on generated data
     assert matdl("train", "elemnet", "--data", tmp_path / "alloys.csv", "--target", "y", "--images", "5").returncode == 2
+
+
+def python_m(*words, env=None):
+    env = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
+    return subprocess.run([sys.executable, "-m", *map(str, words)], capture_output=True, text=True, timeout=600,
+                          env={k: v for k, v in env.items() if v is not None})
+
+
+@pytest.mark.parametrize("module", ["matdl_nb", "matdl_nb.cli"])
+def test_python_m_runs_the_command(module):
+    done = python_m(module, "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: matdl"), done.stderr
+    assert python_m(module, "data", "frobnicate").returncode == 2
+
+
+def test_help_imports_neither_torch_nor_pymatgen():
+    "`matdl --help` answers at once: the subcommands import the library only when they run."
+    code = ("import sys; from matdl_nb.cli import main; assert main(['--help']) == 0; "
+            "print(sorted(m for m in ('torch', 'pymatgen', 'fastai', 'pandas') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_errors_outside_the_old_table_are_one_line(tmp_path):
+    "A bad option value, a missing API key and a missing optional package: one line, no traceback, exit 2 or 1."
+    bogus = python_m("matdl_nb", "data", "fetch", "oqmd_formation_enthalpy", "--option", "split=bogus")
+    assert bogus.returncode == 2 and "split='bogus' is not available" in bogus.stderr and "Traceback" not in bogus.stderr
+    assert len(bogus.stderr.strip().splitlines()) == 1, bogus.stderr
+    no_key = python_m("matdl_nb", "data", "fetch", "materials_project", env={"MP_API_KEY": None})
+    assert no_key.returncode == 1 and "needs an API key" in no_key.stderr and "Traceback" not in no_key.stderr
+    stub = tmp_path / "jarvis"  # a package that fails to import, as a missing optional extra does
+    stub.mkdir(); (stub / "__init__.py").write_text("raise ImportError('No module named jarvis.db')\n")
+    extra = python_m("matdl_nb", "data", "fetch", "jarvis_dft", env={"PYTHONPATH": str(tmp_path), "MATDL_OFFLINE": "0"})
+    assert extra.returncode == 1 and "pip install" in extra.stderr and "Traceback" not in extra.stderr, extra.stderr
+    assert len(extra.stderr.strip().splitlines()) == 1, extra.stderr
+    bug = python_m("matdl_nb", "data", "fetch", "materials_project", env={"MP_API_KEY": None, "MATDL_TRACEBACK": "1"})
+    assert bug.returncode == 1 and "Traceback" in bug.stderr  # MATDL_TRACEBACK=1 shows it, for a bug report

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from conftest import requires_mirror
-from matdl_nb.data import (FormulaError, StructureParseError, UnknownDatasetError, fetch_source, grouped_split,
+from matdl_nb.data import (DatasetOptionError, FormulaError, StructureParseError, UnknownDatasetError, fetch_source, grouped_split,
                            group_overlap, list_datasets, load_dataset, parse_composition, parse_structures,
                            source_urls, _pinned_sources)
 
@@ -16,7 +16,7 @@ def test_unknown_dataset_suggests_the_right_name():
 
 
 def test_unknown_option_is_refused_before_any_work():
-    with pytest.raises(TypeError, match="has no option parse"):
+    with pytest.raises(DatasetOptionError, match="has no option parse"):
         load_dataset("oqmd_formation_enthalpy", parse=True)
 
 

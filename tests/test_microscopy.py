@@ -37,7 +37,8 @@ def test_columns_sit_on_the_lattice_with_the_requested_classes():
     xy = cols[["x_px", "y_px"]].to_numpy()
     d = np.sort(np.linalg.norm(xy[:, None] - xy[None], axis=-1), 1)[:, 1]
     np.testing.assert_allclose(d, MX2_MATERIALS["WSe2"]["a"] / math.sqrt(3) / 0.125, rtol=1e-9)
-    np.testing.assert_allclose(cols.x_A, cols.x_px * 0.125) and np.testing.assert_allclose(cols.y_A, cols.y_px * 0.125)
+    np.testing.assert_allclose(cols.x_A, cols.x_px * 0.125)
+    np.testing.assert_allclose(cols.y_A, cols.y_px * 0.125)
 
 
 def test_removed_column_is_absent_from_image_and_mask():
@@ -156,4 +157,5 @@ def test_real_formats_read_back(tmp_path):
 
 def test_benchmark_smoke(run_benchmark):
     assert re.fullmatch(r"RESULT atom_f1=[\d.]+ vacancy_f1=[\d.na]+ dopant_f1=[\d.na]+ miou=[\d.]+ imgs_per_s=[\d.]+ "
-                        r"real_match=[\d.]+ n_train=\d+", run_benchmark("microscopy"))
+                        r"real_match=[\d.]+ n_train=\d+ single_vacancy_f1=[\d.na]+ classical_dopant_f1=[\d.na]+ "
+                        r"classical_single_vacancy_f1=[\d.na]+", run_benchmark("microscopy"))

@@ -34,3 +34,36 @@ def test_ci_runs_the_readme_tour():
 
 def test_quarto_config_is_valid():
     assert check_quarto_config() == []
+
+
+def test_files_are_written_whole_through_one_helper():
+    "Every temporary-file-and-rename write goes through `core.atomic_write` (one place to get it right)."
+    import re
+    offenders = [f"{path.name}:{i}" for path in sorted((ROOT / "matdl_nb").glob("*.py")) if path.name != "core.py"
+                 for i, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.search(r"\bos\.replace\(|\bos\.rename\(|\bmkstemp\(|NamedTemporaryFile\(", line)]
+    assert offenders == [], f"write through matdl_nb.core.atomic_write instead: {offenders}"
+
+
+def test_ci_fails_at_once_without_the_mirror():
+    "Under CI a missing data mirror is a one-line failure, before the environment is built (not a quiet skip)."
+    import os
+    import subprocess
+    env = {**os.environ, "CI": "true", "MATDL_CI_MIRROR": "/nonexistent/mirror"}
+    done = subprocess.run([str(ROOT / ".ci" / "run")], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1 and "data mirror /nonexistent/mirror is missing" in done.stdout, done.stdout + done.stderr
+    assert "pytest -q || rc=$?" in (ROOT / ".ci" / "run").read_text() and "-eq 5" not in (ROOT / ".ci" / "run").read_text()
+
+
+def test_mirror_tests_skip_for_users_and_fail_under_ci(tmp_path):
+    import os
+    import subprocess
+    import sys
+    test = "tests/test_data.py::test_perovskite_structures_are_five_atom_cells"
+    def run(ci):
+        env = {**os.environ, "MATDL_MIRROR": str(tmp_path / "no_mirror"), "CI": ci}
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", test], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300, env=env)
+    user, ci = run(""), run("true")
+    assert user.returncode == 0 and "needs the data mirror" in user.stdout, user.stdout[-1500:]  # skipped, reason shown
+    assert ci.returncode == 1 and "under CI a missing mirror is a failure" in ci.stdout, ci.stdout[-1500:]

@@ -169,4 +169,5 @@ def test_seed_spread_and_corpus_curve_on_a_toy_corpus():
 @requires_mirror
 def test_benchmark_smoke(run_benchmark):
     assert re.fullmatch(r"RESULT tokens=\d+ words_per_s=\d+ analogy_acc=[\d.na]+ element_corr=[-\d.na]+ "
-                        r"te_spearman=[-\d.na]+ baseline_element_corr=[-\d.na]+", run_benchmark("text"))
+                        r"te_spearman=[-\d.na]+ baseline_element_corr=[-\d.na]+ baseline_analogy_acc=[\d.na]+ report_elements=\d+",
+                        run_benchmark("text"))
