@@ -118,8 +118,9 @@ def _xrd_simulate(args) -> None:
     print(peaks.round(3).to_markdown(index=False))
 
 
-def _xrd_classify(args) -> None:
+def _xrd_classify(args) -> int:
     import pandas as pd
+    from matdl_nb.jobs import input_errors
     from matdl_nb.train import load_model
     from matdl_nb.xrd_classifier import predict_pattern
     from matdl_nb.xrd_measured import read_pattern
@@ -128,14 +129,19 @@ def _xrd_classify(args) -> None:
     model = load_model(args.model)
     if model.init_args.get("in_channels") != 2:
         raise InputError(f"{args.model}: this XRD model reads clean simulated patterns only; train one with `matdl train xrd --measured`")
-    for name in args.files:
-        answer = predict_pattern(model, *read_pattern(name), top=args.top, background=args.background, name=str(name))
+    failed = []
+    for name in args.files:  # every file it can read is answered; the others are named at the end
+        try: answer = predict_pattern(model, *read_pattern(name), top=args.top, background=args.background, name=str(name))
+        except input_errors() as err:
+            failed.append((str(name), str(err))); continue
         table = pd.concat([answer["crystal_system"].add_prefix("crystal system "), answer["space_group"].add_prefix("space group ")], axis=1)
         print(f"{name}: {answer['coverage']:.0%} of the model's grid measured; background removed with {args.background}")
         print(table.to_markdown(index=False, floatfmt=".3f"))
+    return _report_failures(failed, len(args.files))
 
 # %% ../nbs/92_cli.ipynb #c0134
-_KIND_SETTINGS = {"formula_col": ("elemnet", "irnet", "rf"), "crystals": ("xrd",), "measured": ("xrd",), "images": ("unet",), "lattice": ("unet",)}
+_KIND_SETTINGS = {"formula_col": ("elemnet", "irnet", "rf"), "crystals": ("xrd",), "measured": ("xrd",), "samples": ("xrd",),
+                  "images": ("unet",), "lattice": ("unet",)}
 
 
 def _train(args) -> None:
@@ -162,11 +168,20 @@ def _train(args) -> None:
     print(f"model folder: {out} (weights, job.json, metrics.json, {metrics['figure']}); predict with `matdl predict {out} ...`")
 
 
-def _predict(args) -> None:
+def _report_failures(failed: list, total: int) -> int:
+    "One line on standard error for each input that could not be used; the exit code: 1 if any, else 0."
+    for item, reason in failed:
+        print(f"matdl: cannot use {item}: {reason}" if item not in reason else f"matdl: cannot use: {reason}", file=sys.stderr)
+    if failed: print(f"matdl: {len(failed)} of {total} inputs could not be used (listed above)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _predict(args) -> int:
     from matdl_nb.jobs import predict_job
     table = predict_job(args.model, args.inputs, out=args.out)
-    print(table.to_markdown(index=False, floatfmt=".4g"))
+    if len(table): print(table.to_markdown(index=False, floatfmt=".4g"))
     if args.out: print(f"wrote {Path(args.out) / 'predictions.csv'}")
+    return _report_failures(table.attrs["failed"], len(table) + len(table.attrs["failed"]))
 
 # %% ../nbs/92_cli.ipynb #c0135
 def _job_parsers(jobs) -> None:
@@ -179,7 +194,9 @@ def _job_parsers(jobs) -> None:
     train.add_argument("--epochs", type=int, help="training epochs (default: the kind's, as in its notebook)")
     train.add_argument("--formula-col", help="the formula column of a CSV (default: formula)")
     train.add_argument("--crystals", type=int, help="xrd: random training crystals (default 3000)")
-    train.add_argument("--measured", action="store_true", help="xrd: for measured patterns (RatioCNN over all 230 space groups, simulated diffractometer)")
+    train.add_argument("--measured", action="store_true", help="xrd: for measured patterns (RatioCNN over all 230 space groups, simulated "
+                       "diffractometer, random crystals like the database's, calibrated; 20 epochs: about 20 minutes on 2 cores)")
+    train.add_argument("--samples", type=int, help="xrd --measured: new training patterns per epoch (default 8000)")
     train.add_argument("--images", type=int, help="unet: simulated training images (default 320)")
     train.add_argument("--lattice", action="store_true", help="unet: generic lattices of columns instead of WSe2")
     train.add_argument("--option", action="append", metavar="KEY=VALUE", help="a loader option of a registered dataset")
@@ -221,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     _job_parsers(jobs)
     data = jobs.add_parser("data", help="the dataset registry").add_subparsers(dest="action", required=True)
     listing = data.add_parser("list", help="one line per registered dataset")
-    listing.add_argument("--kind", choices=("embedded", "download", "online"), help="only datasets of this kind")
+    listing.add_argument("--kind", choices=("embedded", "download", "online", "system"), help="only datasets of this kind")
     listing.set_defaults(run=_data_list)
     data.add_parser("show", help="a dataset's card").add_argument("name")
     data.choices["show"].set_defaults(run=_data_show)
@@ -253,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     try: args = parser.parse_args(argv)
     except SystemExit as done: return int(done.code or 0)  # --help, or argparse's own usage error (2)
     try:
-        args.run(args)
+        return args.run(args) or 0  # a batch that could not use some of its inputs returns 1 after answering the rest
     except BrokenPipeError:  # the reader stopped early (`matdl data list | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except Exception as err:

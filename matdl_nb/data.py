@@ -34,11 +34,11 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from .core import DownloadError, download
 
 # %% auto #0
-__all__ = ['DATASET_KINDS', 'CRYSTAL_SYSTEMS', 'source_sha256', 'source_urls', 'fetch_source', 'DataSource', 'register_dataset',
-           'UnknownDatasetError', 'DatasetOptionError', 'get_source', 'list_datasets', 'load_dataset', 'data_card',
-           'plot_distribution', 'crystal_system', 'StructureParseError', 'parse_structure', 'parse_structures',
-           'structure_format', 'read_structure', 'CredentialError', 'FormulaError', 'parse_composition',
-           'chemical_system', 'random_split', 'grouped_split', 'group_overlap']
+__all__ = ['DATASET_KINDS', 'CRYSTAL_SYSTEMS', 'AVOGADRO_CRYSTALS', 'source_sha256', 'source_urls', 'fetch_source', 'DataSource',
+           'register_dataset', 'UnknownDatasetError', 'DatasetOptionError', 'get_source', 'list_datasets',
+           'load_dataset', 'data_card', 'plot_distribution', 'crystal_system', 'StructureParseError', 'parse_structure',
+           'parse_structures', 'structure_format', 'read_structure', 'CredentialError', 'FormulaError',
+           'parse_composition', 'chemical_system', 'random_split', 'grouped_split', 'group_overlap']
 
 # %% ../nbs/01_data.ipynb #c006
 @functools.lru_cache(maxsize=1)
@@ -80,14 +80,14 @@ _SYNTHESES = "https://raw.githubusercontent.com/olivettigroup/annotated-material
 _MAT2VEC = "https://raw.githubusercontent.com/materialsintelligence/mat2vec/7ca8961c09ad9995694a41edfd80da6c4ac7e307"
 
 # %% ../nbs/01_data.ipynb #c010
-DATASET_KINDS = ("embedded", "download", "online")
+DATASET_KINDS = ("embedded", "download", "online", "system")
 
 
 @dataclass(frozen=True)
 class DataSource:
     "The card of a named dataset: origin, columns with units, licence, citation and its loader."
     name: str  # registry key, e.g. 'mp_transport'
-    kind: str  # 'embedded' (inside a PyPI package), 'download' (pinned URL + SHA-256) or 'online' (live API)
+    kind: str  # 'embedded' (inside a PyPI package), 'download' (pinned URL + SHA-256), 'online' (live API) or 'system' (an OS package)
     title: str  # one line
     size: str  # rows or items, as published
     columns: dict  # column -> meaning, with units
@@ -515,6 +515,31 @@ def _load_autoanalyzer(part: str = "patterns") -> pd.DataFrame:
                              structure=parse_structure(path.read_text(), "cif", label=name)))
     return pd.DataFrame(rows)
 
+# %% ../nbs/01_data.ipynb #c1432
+_AUTOXRD = "https://raw.githubusercontent.com/PV-Lab/autoXRD/2fc398059ff16a5cab67b0afcbc69f68748586b8"
+_AUTOXRD_GROUPS = {"Fm-3m": ("Fm-3m", 225), "I4Imcm": ("I4/mcm", 140), "P21a": ("P2_1/a", 14), "P3m1": ("P-3m1", 164),
+                   "P61mmc": ("P6_3/mmc", 194), "Pc": ("Pc", 7), "pm-3m": ("Pm-3m", 221)}  # folder -> (symbol, number)
+
+
+@register_dataset(
+    "autoxrd_films", "download", "Measured thin-film XRD patterns with their space groups (autoXRD, Oviedo et al.)",
+    "88 patterns in 7 space groups",
+    {"name": "file name, decoded", "path": "the local pattern file (two columns: 2-theta, intensity)",
+     "space_group_symbol": "Hermann-Mauguin symbol (the folder)", "space_group": "space group number",
+     "crystal_system": "crystal system of the space group"},
+    "space_group", f"{_AUTOXRD}/Datasets/Experimental/", "Apache-2.0",
+    "Oviedo et al., Fast and interpretable classification of small X-ray diffraction datasets using data augmentation "
+    "and deep neural networks, npj Comput. Mater. 5, 60 (2019)")
+def _load_autoxrd() -> pd.DataFrame:
+    import urllib.parse
+    rows = []
+    for url in source_urls(f"{_AUTOXRD}/Datasets/Experimental/"):
+        folder, file = url.rsplit("/", 2)[1:]
+        symbol, number = _AUTOXRD_GROUPS[folder]
+        rows.append(dict(name=urllib.parse.unquote(file), path=fetch_source(url), space_group_symbol=symbol,
+                         space_group=number, crystal_system=crystal_system(number)))
+    return pd.DataFrame(rows)
+
 # %% ../nbs/01_data.ipynb #c057
 @register_dataset(
     "sofc_exp_corpus", "download", "SOFC-Exp corpus: 45 open-access papers on solid oxide fuel cells (full text)",
@@ -596,6 +621,32 @@ def _load_analogies() -> pd.DataFrame:
         if line.startswith(":"): section = line[1:].strip()
         elif line.strip(): rows.append((section, *line.split()))
     return pd.DataFrame(rows, columns=["section", "a", "b", "c", "d"])
+
+# %% ../nbs/01_data.ipynb #c0592
+AVOGADRO_CRYSTALS = Path("/usr/share/avogadro2/crystals")
+
+
+@register_dataset(
+    "avogadro_crystals", "system", "Inorganic crystal structures from the COD (and IZA zeolites), as packaged with Avogadro",
+    "about 300 crystals in 21 categories, and 198 zeolites",
+    {"name": "file name without .cif", "category": "the folder: elements, oxides, halides, sulfides, ...",
+     "path": "the CIF file", "structure": "pymatgen `Structure`"},
+    None, str(AVOGADRO_CRYSTALS), "public domain (see each CIF's citation)",
+    "Crystallography Open Database, Gražulis et al., Nucleic Acids Res. 40, D420 (2012); zeolites: IZA Structure Commission",
+    options={"zeolites": "include the 198 zeolite frameworks (default False)"})
+def _load_avogadro(zeolites: bool = False) -> pd.DataFrame:
+    if not AVOGADRO_CRYSTALS.is_dir():
+        raise FileNotFoundError(f"{AVOGADRO_CRYSTALS} is missing: this dataset comes with Debian's and Ubuntu's "
+                                "libavogadro-data package (apt-get install libavogadro-data)")
+    rows, skipped = [], []
+    for path in sorted(AVOGADRO_CRYSTALS.glob("*/*.cif")):
+        if path.parent.name == "zeolites" and not zeolites: continue
+        try: structure = parse_structure(path.read_text(errors="replace"), "cif", label=path.name)
+        except StructureParseError as err: skipped.append(f"{path.parent.name}/{path.name}: {str(err).splitlines()[0][:120]}"); continue
+        rows.append(dict(name=path.stem, category=path.parent.name, path=path, structure=structure))
+    frame = pd.DataFrame(rows)
+    frame.attrs["skipped"] = skipped
+    return frame
 
 # %% ../nbs/01_data.ipynb #c061
 def _offline() -> bool:

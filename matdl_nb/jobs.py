@@ -26,7 +26,7 @@ from .data import load_dataset, random_split, read_structure, structure_format
 # %% auto #0
 __all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'JobError', 'read_table', 'composition_table', 'structure_files', 'structure_table',
            'train_composition', 'train_structures', 'train_xrd', 'train_xrd_measured', 'train_unet', 'train_job',
-           'pattern_on_grid', 'predict_job']
+           'pattern_on_grid', 'input_errors', 'predict_job']
 
 # %% ../nbs/94_jobs.ipynb #c012
 MODEL_KINDS = {  # kind: (what it learns from, default epochs)
@@ -196,9 +196,10 @@ def train_structures(kind: str, data, target: str, out: Path, epochs: int, optio
     return _finish(out, job, _regression_outputs(out, kind, target, test[target].to_numpy(), predicted, float(train[target].mean())))
 
 # %% ../nbs/94_jobs.ipynb #c030
-def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True, measured: bool = False) -> dict:
+def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True, measured: bool = False,
+              samples: int = 8000) -> dict:
     "The two-headed XRD classifier on simulated patterns of random crystals, scored on new ones and on the AFLOW prototypes; `measured`: for measured patterns (`xrd_measured`)."
-    if measured: return train_xrd_measured(out, epochs, crystals, seed, progress)
+    if measured: return train_xrd_measured(out, epochs, crystals, seed, progress, samples)
     from matdl_nb.data import CRYSTAL_SYSTEMS
     from matdl_nb.train import plot_confusion_matrix, save_model
     from matdl_nb.xrd import PeakDataset, peaks_of, predict_peaks, random_crystal_peaks, xrd_learner
@@ -220,29 +221,45 @@ def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progr
     return _finish(out, dict(kind="xrd", data=f"{crystals} random pyxtal crystals (seed {seed})", epochs=epochs, seed=seed), metrics)
 
 # %% ../nbs/94_jobs.ipynb #c131
-def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True) -> dict:
-    "RatioCNN for measured patterns (`xrd_classifier`): random crystals of all 230 space groups plus the AFLOW prototypes, patterns from the simulated diffractometer on 10-80 degrees."
+def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True,
+                       samples: int = 8000) -> dict:
+    "RatioCNN for measured patterns (`xrd_classifier`): random crystals like the database's, patterns from the simulated diffractometer on 10-80 degrees, calibrated, tested on the AFLOW prototypes (structure types it never saw)."
     from matdl_nb.data import CRYSTAL_SYSTEMS
     from matdl_nb.train import plot_confusion_matrix, save_model
     from matdl_nb.xrd import two_theta_grid
-    from matdl_nb.xrd_classifier import TEST_INSTRUMENTS, predict_templates, real_structure_templates, symmetry_learner, training_templates
+    from matdl_nb.xrd_classifier import TEST_INSTRUMENTS, predict_templates, random_crystal_templates, symmetry_learner
+    from matdl_nb.xrd_evaluation import (fit_temperature, real_test_structures, real_test_templates, reject_threshold, score_summary,
+                                         structure_scores)
     from matdl_nb.xrd_measured import Diffractometer
-    real = real_structure_templates(perovskites=0, jarvis=False, progress=progress)  # the prototypes ship with pymatgen: no download
-    data = training_templates(crystals, real, seed=seed, progress=progress)
+    randoms, _ = random_crystal_templates(crystals + 200, seed=seed, progress=progress)
+    train, valid = randoms[np.arange(crystals)], randoms[np.arange(crystals, crystals + 200)]
     seed_everything(seed)
     grid = (10.0, 80.0, 0.04)
-    learn = symmetry_learner(data["train"], data["valid"], model="ratio", grid=grid)
+    learn = symmetry_learner(train, valid, model="ratio", grid=grid, samples_per_epoch=samples)
     with _fitting(learn, progress): learn.fit_one_cycle(epochs, 1e-3)
-    save_model(learn.model, out, extra=dict(grid=list(grid), measured=True))
-    held_out, instrument = data["held_out"], "another instrument"
-    probabilities, _ = predict_templates(learn.model, held_out, Diffractometer(two_theta_grid(*grid), **TEST_INSTRUMENTS[instrument]), seed)
-    truth, guess = held_out.system.numpy(), probabilities.argmax(1)
+    # calibration: the temperature on the validation crystals (training instrument), the threshold on other crystals from another one
+    probabilities = predict_templates(learn.model, valid, Diffractometer(two_theta_grid(*grid)), seed + 1)
+    truth = (valid.system.numpy(), valid.arrays["space_group"].numpy() - 1)
+    temperature = tuple(fit_temperature(p, t) for p, t in zip(probabilities, truth))
+    instrument = "another instrument"
+    simulated, _ = random_crystal_templates(min(400, max(140, crystals)), seed=seed + 1000, progress=progress)
+    sim = structure_scores(learn.model, simulated, TEST_INSTRUMENTS[instrument], seed + 2, temperature)
+    calibration = dict(temperature=temperature, threshold=reject_threshold(sim.confidence, sim.correct, target=0.9))
+    save_model(learn.model, out, extra=dict(grid=list(grid), measured=True, calibration=calibration))
+    real = real_test_templates(real_test_structures(), progress=progress)  # AFLOW prototypes: ship with pymatgen, never trained on
+    scores = structure_scores(learn.model, real, TEST_INSTRUMENTS[instrument], seed, temperature)
+    summary = score_summary(scores)
     fig, ax = plt.subplots(figsize=(5.5, 4.8))
-    plot_confusion_matrix(truth, guess, labels=CRYSTAL_SYSTEMS, ax=ax, title=f"held-out AFLOW prototypes, {instrument}")
-    metrics = dict(held_out_prototypes_crystal_system_accuracy=float((guess == truth).mean()),
-                   largest_class=float(np.bincount(truth).max() / len(truth)), figure=_save_figure(fig, out / "confusion.png"))
-    return _finish(out, dict(kind="xrd", measured=True, data=f"{crystals} random crystals (230 space groups) + AFLOW prototypes (seed {seed})",
-                             epochs=epochs, seed=seed), metrics)
+    plot_confusion_matrix(scores.truth.map(CRYSTAL_SYSTEMS.index).to_numpy(), scores.guess.map(CRYSTAL_SYSTEMS.index).to_numpy(),
+                          labels=CRYSTAL_SYSTEMS, ax=ax,
+                          title=f"AFLOW prototypes, {instrument}")
+    metrics = dict(prototypes_crystal_system_accuracy=summary["accuracy"], prototypes_type_balanced=summary["type_balanced"],
+                   largest_class=summary["commonest_accuracy"], simulated_other_instrument=float(sim.correct.mean()),
+                   temperature=round(temperature[0], 3), threshold=round(calibration["threshold"], 3),
+                   figure=_save_figure(fig, out / "confusion.png"))
+    return _finish(out, dict(kind="xrd", measured=True, data=f"{crystals} random crystals like the database's (230 space groups, seed {seed})",
+                             epochs=epochs, samples=samples, seed=seed), metrics)
+
 
 # %% ../nbs/94_jobs.ipynb #c032
 def train_unet(out: Path, epochs: int, images: int = 320, lattice: bool = False, seed: int = 0, progress: bool = True) -> dict:
@@ -356,16 +373,41 @@ def pattern_on_grid(two_theta: np.ndarray, intensity: np.ndarray, grid: np.ndarr
     return pattern / (pattern.max() or 1.0), float(inside.mean())
 
 # %% ../nbs/94_jobs.ipynb #c052
-def _predict_formulas(model_dir: Path, job: dict, inputs: Sequence[str], out: Path | None = None) -> pd.DataFrame:
-    from matdl_nb.composition import element_fractions, magpie_features, predict
+def input_errors() -> tuple:
+    "The errors that mean 'this input cannot be used' (a batch records them and goes on); anything else is a bug and stops it."
+    from matdl_nb.composition import UnsupportedElementError
+    from matdl_nb.data import FormulaError, StructureParseError
+    from matdl_nb.micrographs import ImageReadError
+    from matdl_nb.xrd import XRDError
+    from matdl_nb.xrd_measured import PatternError
+    return (JobError, FileNotFoundError, FormulaError, UnsupportedElementError, StructureParseError, ImageReadError,
+            XRDError, PatternError)
+
+
+def _each(items: Sequence, work, failed: list):
+    "(item, work(item)) for each item that works; the others go into `failed` as (item, reason) and the batch goes on."
+    errors = input_errors()
+    for item in items:
+        try: yield item, work(item)
+        except errors as err: failed.append((str(item), str(err)))
+
+
+def _predict_formulas(model_dir: Path, job: dict, inputs: Sequence[str], failed: list, out: Path | None = None) -> pd.DataFrame:
+    from matdl_nb.composition import ELEMNET_ELEMENTS, element_fractions, magpie_features, predict
+    from matdl_nb.data import parse_composition
     from matdl_nb.train import load_model
-    formulas = []
-    for name in inputs:  # CSV files with a formula column, or formulas themselves
+    def formulas_of(name):  # CSV files with a formula column, or formulas themselves
         path = Path(name)
         if path.suffix.lower() == ".csv" or path.is_file():
             table = read_table(path)
-            formulas += list(_column(table, job["formula_col"] if job["formula_col"] in table else "formula", path, "formula").astype(str))
-        else: formulas.append(name)
+            return list(_column(table, job["formula_col"] if job["formula_col"] in table else "formula", path, "formula").astype(str))
+        return [name]
+    def check(formula):
+        unknown = set(map(str, parse_composition(formula).elements)) - set(ELEMNET_ELEMENTS)
+        if unknown: raise JobError(f"{formula}: element(s) {', '.join(sorted(unknown))} are not among the model's")
+    formulas = [f for _, found in _each(inputs, formulas_of, failed) for f in found]
+    formulas = [f for f, _ in _each(formulas, check, failed)]
+    if not formulas: return pd.DataFrame({"formula": [], f"predicted {job['target']}": []})
     if job["kind"] == "rf":
         import joblib
         values = joblib.load(model_dir / "forest.joblib").predict(magpie_features(formulas, progress=False))
@@ -373,17 +415,17 @@ def _predict_formulas(model_dir: Path, job: dict, inputs: Sequence[str], out: Pa
     return pd.DataFrame({"formula": formulas, f"predicted {job['target']}": values})
 
 
-def _predict_structures(model_dir: Path, job: dict, inputs: Sequence[str], out: Path | None = None) -> pd.DataFrame:
+def _predict_structures(model_dir: Path, job: dict, inputs: Sequence[str], failed: list, out: Path | None = None) -> pd.DataFrame:
     from matdl_nb.gnn import predict_structures
     from matdl_nb.train import load_model
-    files = [f for name in inputs for f in structure_files(name)]
-    structures = [read_structure(f) for f in files]
-    values = predict_structures(load_model(model_dir), structures, **job["graph"])
-    return pd.DataFrame({"file": [str(f) for f in files], "formula": [s.composition.reduced_formula for s in structures],
+    files = [f for _, found in _each(inputs, structure_files, failed) for f in found]
+    read = list(_each(files, read_structure, failed))
+    values = predict_structures(load_model(model_dir), [s for _, s in read], **job["graph"]) if read else []
+    return pd.DataFrame({"file": [str(f) for f, _ in read], "formula": [s.composition.reduced_formula for _, s in read],
                          f"predicted {job['target']}": values})
 
 # %% ../nbs/94_jobs.ipynb #c054
-def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], out: Path | None = None, top: int = 3) -> pd.DataFrame:
+def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], failed: list, out: Path | None = None, top: int = 3) -> pd.DataFrame:
     import torch
     from matdl_nb.data import CRYSTAL_SYSTEMS
     from matdl_nb.train import load_model, load_model_config
@@ -391,13 +433,13 @@ def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], out: Pa
     from matdl_nb.xrd_measured import read_pattern
     model = load_model(model_dir)
     grid = two_theta_grid(*load_model_config(model_dir)["extra"]["grid"])
-    if model.init_args.get("in_channels") == 2: return _predict_measured(model, inputs, top)
+    if model.init_args.get("in_channels") == 2:
+        return _predict_measured(model, inputs, failed, top, load_model_config(model_dir)["extra"].get("calibration"))
+    def on_grid(path):
+        if structure_format(path): return simulate_pattern(read_structure(path), grid=grid).astype(np.float32), 1.0
+        return pattern_on_grid(*read_pattern(path), grid.numpy())
     rows = []
-    for name in inputs:
-        path = Path(name)
-        if structure_format(path):
-            pattern, covered = simulate_pattern(read_structure(path), grid=grid).astype(np.float32), 1.0
-        else: pattern, covered = pattern_on_grid(*read_pattern(path), grid.numpy())
+    for path, (pattern, covered) in _each([Path(name) for name in inputs], on_grid, failed):
         with torch.no_grad(): logits = model(torch.from_numpy(pattern)[None, None])[0]
         n = len(CRYSTAL_SYSTEMS)  # the crystal-system head, then the space-group head
         systems, groups = logits[:n].softmax(0).numpy(), logits[n:].softmax(0).numpy()
@@ -409,25 +451,29 @@ def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], out: Pa
 
 
 
-def _predict_measured(model, inputs: Sequence[str], top: int = 3) -> pd.DataFrame:
+def _predict_measured(model, inputs: Sequence[str], failed: list, top: int = 3, calibration: dict | None = None) -> pd.DataFrame:
+    "One row per pattern: the best crystal system and space group with their (calibrated) probabilities, 'uncertain' below the threshold."
     from matdl_nb.xrd_classifier import predict_pattern
     from matdl_nb.xrd_measured import read_pattern
     rows = []
-    for name in inputs:
-        answer = predict_pattern(model, *read_pattern(name), top=top, name=str(name))
+    answer_of = lambda name: predict_pattern(model, *read_pattern(name), top=top, name=str(name), calibration=calibration)
+    for name, answer in _each(inputs, answer_of, failed):
+        cs, sg = answer["crystal_system"], answer["space_group"]
         rows.append({"file": str(name), "grid covered": round(answer["coverage"], 3),
-                     "crystal system": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in answer["crystal_system"].itertuples()),
-                     "space group": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in answer["space_group"].itertuples())})
+                     "answer": cs.answer[0] if answer["sure"] else "uncertain",
+                     "crystal system": cs.answer[0], "probability": round(float(cs.probability[0]), 4),
+                     "space group": sg.answer[0], "space group probability": round(float(sg.probability[0]), 4),
+                     f"top {top} crystal systems": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in cs.itertuples()),
+                     f"top {top} space groups": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in sg.itertuples())})
     return pd.DataFrame(rows)
 
 
-def _predict_images(model_dir: Path, job: dict, inputs: Sequence[str], out: Path | None = None) -> pd.DataFrame:
+def _predict_images(model_dir: Path, job: dict, inputs: Sequence[str], failed: list, out: Path | None = None) -> pd.DataFrame:
     from matdl_nb.micrographs import load_image
     from matdl_nb.microscopy import find_columns, predict_probabilities, standardise
     from matdl_nb.train import load_model
     model, rows = load_model(model_dir), []
-    for name in inputs:
-        image = load_image(name)
+    for name, image in _each(inputs, load_image, failed):
         found = find_columns(predict_probabilities(model, standardise(image)), classes=job["classes"])
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -446,7 +492,7 @@ def predict_job(
     inputs: Sequence[str],  # formulas or CSVs; structure files or folders; pattern files; image files (by the model's kind)
     out: str | Path | None = None,  # where to write predictions.csv (and, for images, the columns found)
 ) -> pd.DataFrame:
-    "The predictions of a saved model for a user's inputs, as a table (also written to `out/predictions.csv`)."
+    "The predictions of a saved model for each input it can use, as a table (also written to `out/predictions.csv`); `table.attrs['failed']` lists (input, reason) for the others."
     model_dir = Path(model_dir)
     if not (model_dir / "job.json").is_file(): raise JobError(f"{model_dir}: not a model folder (no job.json); train one with `matdl train`")
     job = json.loads((model_dir / "job.json").read_text())
@@ -455,7 +501,9 @@ def predict_job(
     out = Path(out) if out is not None else None
     predictor = {"formulas": _predict_formulas, "structures": _predict_structures, "patterns": _predict_patterns,
                  "images": _predict_images}[learns]
-    table = predictor(model_dir, job, inputs, out)
+    failed = []  # (input, reason): a batch answers every input it can and names the others
+    table = predictor(model_dir, job, inputs, failed, out)
+    table.attrs["failed"] = failed
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "predictions.csv", index=False)

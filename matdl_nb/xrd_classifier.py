@@ -6,11 +6,16 @@ Docs: https://matdl.github.io/matdl_nb/xrd_classifier.html.md"""
 
 # %% ../nbs/32_xrd_classifier.ipynb #c007
 from __future__ import annotations
+import contextlib
+import functools
 import hashlib
 import importlib
 import math
 import multiprocessing
 import os
+import signal
+import threading
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -28,18 +33,19 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from torch import nn
 from torch.utils.data import Dataset
 from .core import atomic_write, cache_root
-from .data import CRYSTAL_SYSTEMS, crystal_system, read_structure
+from .data import CRYSTAL_SYSTEMS, StructureParseError, crystal_system, read_structure
 from .train import make_dataloader, make_dataloaders, store_init_args
 from .xrd import CU_KA, XRD_ELEMENTS, TwoHeadLoss, XRDError, random_crystals, reflection_list, two_theta_grid, xrd_metrics
 from .xrd_measured import OTHER_INSTRUMENT, Diffractometer, preprocess_pattern
 
 # %% auto #0
-__all__ = ['ALL_SPACE_GROUPS', 'MAX_ELEMENTS', 'TEMPLATE_REFLECTIONS', 'CRYSTAL_FAMILIES', 'SYMMETRY_MODELS', 'TEST_INSTRUMENTS',
-           'crystal_family', 'standard_cell', 'reflection_template', 'ReflectionTemplates', 'lattice_matrices',
-           'strain_lattices', 'swap_elements', 'random_crystal_templates', 'real_structure_templates',
-           'training_templates', 'TemplateIndex', 'render_templates', 'template_collate', 'ParkCNN', 'LogSpacing',
-           'ratio_fingerprint', 'ResidualBlock', 'RatioCNN', 'symmetry_learner', 'predict_templates', 'symmetry_scores',
-           'predict_pattern']
+__all__ = ['ALL_SPACE_GROUPS', 'MAX_ELEMENTS', 'TEMPLATE_REFLECTIONS', 'CRYSTAL_FAMILIES', 'CRYSTAL_KINDS', 'SYMMETRY_MODELS',
+           'TEST_INSTRUMENTS', 'crystal_family', 'standard_cell', 'reflection_template', 'structure_type',
+           'ReflectionTemplates', 'lattice_matrices', 'strain_lattices', 'swap_elements', 'wyckoff_crystals',
+           'random_crystal_templates', 'wyckoff_table', 'real_element_sets', 'wyckoff_crystal',
+           'real_structure_templates', 'training_templates', 'TemplateIndex', 'render_templates', 'template_collate',
+           'ParkCNN', 'standardise_patterns', 'LogSpacing', 'ratio_fingerprint', 'ResidualBlock', 'RatioCNN',
+           'symmetry_learner', 'predict_templates', 'symmetry_scores', 'predict_pattern']
 
 # %% ../nbs/32_xrd_classifier.ipynb #c010
 ALL_SPACE_GROUPS = {system: tuple(g for g in range(1, 231) if crystal_system(g) == system) for system in CRYSTAL_SYSTEMS}
@@ -112,11 +118,22 @@ def reflection_template(
 # %% ../nbs/32_xrd_classifier.ipynb #c017
 _TEMPLATE_FIELDS = ("hkl", "phase", "scattering", "lattice", "space_group")
 
+def structure_type(
+    structure: Structure,
+    symprec: float = 0.1,  # spglib's tolerance, Angstrom
+) -> str:
+    "A structure type: space group, the Wyckoff letters occupied and the anonymous formula ('225-ab-AB' for rock salt and KCl alike)."
+    analyzer = SpacegroupAnalyzer(structure, symprec=symprec)
+    letters = "".join(sorted(symbol[-1] for symbol in analyzer.get_symmetrized_structure().wyckoff_symbols))
+    return f"{analyzer.get_space_group_number()}-{letters}-{structure.composition.anonymized_formula}"
+
+
 class ReflectionTemplates:
     "Reflection templates of many structures as padded arrays: any lattice of each structure's crystal system gives its reflections."
-    def __init__(self, arrays: dict, formula: Sequence[str], source: Sequence[str]):
+    def __init__(self, arrays: dict, formula: Sequence[str], source: Sequence[str], types: Sequence[str] | None = None):
         self.arrays = {k: torch.as_tensor(arrays[k]) for k in _TEMPLATE_FIELDS}
         self.formula, self.source = np.asarray(formula, dtype=object), np.asarray(source, dtype=object)
+        self.types = np.asarray(types if types is not None else [""] * len(self.formula), dtype=object)  # `structure_type`, real ones
         groups = self.arrays["space_group"]
         if len(groups) and not bool(((groups >= 1) & (groups <= 230)).all()): raise ValueError("space groups must be 1-230")
         self.system = torch.tensor([CRYSTAL_SYSTEMS.index(crystal_system(int(g))) for g in groups], dtype=torch.long)
@@ -131,19 +148,28 @@ class ReflectionTemplates:
             arrays["hkl"][i, :len(t["hkl"])], arrays["phase"][i, :len(t["hkl"])] = t["hkl"], t["phase"]
             arrays["scattering"][i], arrays["lattice"][i] = t["scattering"], t["lattice"]
         sources = [source] * n if isinstance(source, str) else list(source)
-        return cls(arrays, [t["formula"] for t in templates], sources)
+        return cls(arrays, [t["formula"] for t in templates], sources, [t.get("structure_type", "") for t in templates])
 
     @classmethod
     def from_structures(cls, structures: Sequence[Structure | str | Path], source: str = "structures", progress: bool = True,
-                        max_reflections: int = TEMPLATE_REFLECTIONS) -> "ReflectionTemplates":
-        "Templates of real structures (pymatgen Structures or CIF/POSCAR files), each put in its standard setting first."
-        templates = []
+                        max_reflections: int = TEMPLATE_REFLECTIONS, labels: Sequence[str] | None = None,  # names in errors
+                        skip_errors: bool = False,  # leave out structures a template cannot hold (named in `.skipped`)
+                        ) -> "ReflectionTemplates":
+        "Templates of real structures (pymatgen Structures or CIF/POSCAR files), each put in its standard setting first, with its structure type."
+        templates, skipped, kept = [], [], []
         for i in progress_bar(range(len(structures)), leave=False) if progress else range(len(structures)):
             item = structures[i]
-            label = str(item) if isinstance(item, (str, Path)) else f"{source} {i}"
-            structure = read_structure(item) if isinstance(item, (str, Path)) else item
-            templates.append(reflection_template(*standard_cell(structure, label=label), max_reflections, label=label))
-        return cls.from_templates(templates, source)
+            label = labels[i] if labels is not None else str(item) if isinstance(item, (str, Path)) else f"{source} {i}"
+            try:
+                structure = read_structure(item) if isinstance(item, (str, Path)) else item
+                template = reflection_template(*standard_cell(structure, label=label), max_reflections, label=label)
+            except (XRDError, StructureParseError) as err:
+                if not skip_errors: raise
+                skipped.append(f"{label}: {err}"); continue
+            templates.append({**template, "structure_type": structure_type(structure)}); kept.append(i)
+        out = cls.from_templates(templates, source)
+        out.skipped, out.kept = skipped, kept  # what was left out and why; the positions of the structures kept
+        return out
 
     def __len__(self) -> int: return len(self.system)
     def __repr__(self) -> str:
@@ -152,14 +178,15 @@ class ReflectionTemplates:
 
     def __getitem__(self, rows) -> "ReflectionTemplates":
         rows = torch.as_tensor(rows, dtype=torch.long).reshape(-1) if not isinstance(rows, slice) else torch.arange(len(self))[rows]
-        return ReflectionTemplates({k: v[rows] for k, v in self.arrays.items()}, self.formula[rows.numpy()], self.source[rows.numpy()])
+        return ReflectionTemplates({k: v[rows] for k, v in self.arrays.items()}, self.formula[rows.numpy()], self.source[rows.numpy()],
+                                   self.types[rows.numpy()])
 
     @staticmethod
     def concat(parts: Sequence["ReflectionTemplates"]) -> "ReflectionTemplates":
         r = max(p.arrays["hkl"].shape[1] for p in parts)
         pad = lambda x: F.pad(x, (0, 0, 0, r - x.shape[1])) if x.shape[1] < r else x
         arrays = {k: torch.cat([pad(p.arrays[k]) if k in ("hkl", "phase") else p.arrays[k] for p in parts]) for k in _TEMPLATE_FIELDS}
-        return ReflectionTemplates(arrays, np.concatenate([p.formula for p in parts]), np.concatenate([p.source for p in parts]))
+        return ReflectionTemplates(arrays, *(np.concatenate([getattr(p, f) for p in parts]) for f in ("formula", "source", "types")))
 
 # %% ../nbs/32_xrd_classifier.ipynb #c019
 def lattice_matrices(lattice: torch.Tensor) -> torch.Tensor:
@@ -220,17 +247,40 @@ def swap_elements(scattering: torch.Tensor, p: float = 0.5) -> torch.Tensor:
     return out
 
 # %% ../nbs/32_xrd_classifier.ipynb #c029
+CRYSTAL_KINDS = ("wyckoff", "uniform")  # like the database (`wyckoff_crystal`); or the XRD notebook's `random_crystals`
+
+
+def wyckoff_crystals(n: int, seed: int = 0, max_atoms: int = 40, temper: float = 0.5) -> tuple[list, dict]:
+    "`n` distinct random crystals like the database's `[(structure, space group)]`, as many of each crystal system, and the attempts."
+    table, element_sets, rng = wyckoff_table(max_atoms), real_element_sets(), np.random.default_rng(seed)
+    crystals, seen, per_system = [], set(), dict.fromkeys(CRYSTAL_SYSTEMS, 0)
+    stats = dict(attempts=0, failed=0, symmetry_changed=0, duplicates=0)
+    while len(crystals) < n:
+        stats["attempts"] += 1
+        if stats["attempts"] > 50 * n + 100: raise RuntimeError(f"pyxtal produced only {len(crystals)} of {n} crystals.")
+        made = wyckoff_crystal(rng, table, element_sets, min(per_system, key=per_system.get), temper)
+        if made is None: stats["failed"] += 1; continue
+        if made == "symmetry": stats["symmetry_changed"] += 1; continue
+        fingerprint = (made[1], made[0].composition.reduced_formula, round(made[0].volume / len(made[0]), 1))
+        if fingerprint in seen: stats["duplicates"] += 1; continue
+        seen.add(fingerprint); crystals.append(made); per_system[crystal_system(made[1])] += 1
+    return crystals, stats
+
+
 def _crystal_chunk(settings: tuple) -> dict:
     "One chunk of random crystals (all 230 space groups, balanced over crystal systems) as templates; runs in a worker process."
-    seed, index, size, max_atoms, max_reflections = settings; os.environ.setdefault("SPGLIB_WARNING", "OFF")
-    crystals, stats = random_crystals(size, seed=int(np.random.SeedSequence([seed, index]).generate_state(1)[0]), max_atoms=max_atoms,
-                                      progress=False, space_groups=ALL_SPACE_GROUPS, balanced=True)
+    seed, index, size, max_atoms, max_reflections, kind = settings; os.environ.setdefault("SPGLIB_WARNING", "OFF")
+    chunk_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    if kind == "wyckoff": crystals, stats = wyckoff_crystals(size, chunk_seed, max_atoms)
+    else: crystals, stats = random_crystals(size, seed=chunk_seed, max_atoms=max_atoms, progress=False, space_groups=ALL_SPACE_GROUPS,
+                                            balanced=True)
     templates = [reflection_template(s, g, max_reflections, label=f"random crystal {i}") for i, (s, g) in enumerate(crystals)]
     return dict(templates=templates, stats=stats)
 
 def _chunk_path(settings: tuple) -> Path:
-    key = hashlib.sha256(repr((settings, ALL_SPACE_GROUPS, XRD_ELEMENTS, "v1")).encode()).hexdigest()[:16]
-    return cache_root() / "xrd" / "templates" / f"chunk-{key}.npz"
+    *rest, kind = settings
+    version = (tuple(rest), ALL_SPACE_GROUPS, XRD_ELEMENTS, "v1") if kind == "uniform" else (settings, "wyckoff-v1")
+    return cache_root() / "xrd" / "templates" / f"chunk-{hashlib.sha256(repr(version).encode()).hexdigest()[:16]}.npz"
 
 def _save_chunk(path: Path, chunk: dict) -> None:
     parts = ReflectionTemplates.from_templates(chunk["templates"], "random")
@@ -246,9 +296,11 @@ def random_crystal_templates(
     max_atoms: int = 40,
     max_reflections: int = TEMPLATE_REFLECTIONS,
     progress: bool = True,
+    kind: str = "wyckoff",  # 'wyckoff': like the database (`wyckoff_crystal`); 'uniform': the XRD notebook's `random_crystals`
 ) -> tuple[ReflectionTemplates, dict]:
     "Templates of `n` random pyxtal crystals over all 230 space groups, as many of each crystal system; generated by worker processes, cached in chunks."
-    chunks = [(seed, i, chunk_size, max_atoms, max_reflections) for i in range(math.ceil(n / chunk_size))]
+    if kind not in CRYSTAL_KINDS: raise ValueError(f"kind must be one of {CRYSTAL_KINDS}, got {kind!r}")
+    chunks = [(seed, i, chunk_size, max_atoms, max_reflections, kind) for i in range(math.ceil(n / chunk_size))]
     missing = [c for c in chunks if not _chunk_path(c).is_file()]
     workers = max(1, min(workers or os.cpu_count() or 1, len(missing)))
     bar = progress_bar(range(len(missing)), leave=False) if progress and missing else None
@@ -271,6 +323,73 @@ def random_crystal_templates(
             stats += f["stats"]
     templates = ReflectionTemplates.concat(parts)[:n]
     return templates, dict(zip(("attempts", "failed", "symmetry_changed", "duplicates"), stats.tolist()))
+
+# %% ../nbs/32_xrd_classifier.ipynb #c0312
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    "Raise TimeoutError in the block after `seconds` (main thread on Unix; elsewhere no limit)."
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield; return
+    def stop(*_): raise TimeoutError(f"took longer than {seconds} s")
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try: yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def wyckoff_table(max_atoms: int = 40) -> pd.DataFrame:
+    "pyxtal's counts of (space group, occupied Wyckoff positions) in 88,678 Materials Project structures, cells of up to `max_atoms` atoms."
+    from importlib.resources import files
+    table = pd.read_csv(files("pyxtal") / "database" / "spg_num_wps_mp.csv")  # spg, n_atoms, wps ('9-10-11': indices), count
+    table = table[table.n_atoms <= max_atoms].reset_index(drop=True)
+    table["crystal_system"] = table.spg.map(crystal_system)
+    return table
+
+
+@functools.lru_cache(maxsize=4)
+def real_element_sets(max_elements: int = MAX_ELEMENTS) -> list[tuple[str, ...]]:
+    "The distinct element sets of real compounds (Materials Project transport table, pymatgen's measured enthalpies) with scattering factors."
+    from matdl_nb.data import load_dataset, parse_composition
+    formulas = pd.concat([load_dataset("mp_transport").formula, load_dataset("exp_formation_enthalpy").formula]).unique()
+    sets = {tuple(sorted(str(e) for e in parse_composition(f).elements)) for f in formulas}
+    return sorted(s for s in sets if len(s) <= max_elements and all(e in ATOMIC_SCATTERING_PARAMS for e in s))
+
+
+def wyckoff_crystal(
+    rng: np.random.Generator,
+    table: pd.DataFrame,  # `wyckoff_table()`
+    element_sets: Sequence[tuple[str, ...]],  # `real_element_sets()`
+    system: str,  # the crystal system to draw from
+    temper: float = 0.5,  # rows drawn with probability ∝ count ** temper (1: as often as in the database, 0: evenly)
+    time_limit: float = 5.0,  # seconds pyxtal may search for positions (some crowded cells take minutes); then it counts as failed
+):
+    "(structure, space group) of one random crystal like the database's; None when pyxtal gives up, 'symmetry' when spglib finds another group."
+    from pyxtal import pyxtal
+    from pyxtal.symmetry import Group
+    rows = table[table.crystal_system == system]
+    weights = rows["count"].to_numpy(float) ** temper
+    row = rows.iloc[rng.choice(len(rows), p=weights / weights.sum())]
+    group = Group(int(row.spg))
+    sites = [group.Wyckoff_positions[int(i)] for i in str(row.wps).split("-")]
+    fitting = [s for s in element_sets if len(s) <= len(sites)]
+    elements = list(fitting[rng.integers(len(fitting))])
+    owner = elements + [elements[i] for i in rng.integers(len(elements), size=len(sites) - len(elements))]
+    owner = [owner[i] for i in rng.permutation(len(owner))]  # each element on at least one Wyckoff position
+    labels = [[s.get_label() for s, o in zip(sites, owner) if o == e] for e in elements]
+    counts = [sum(s.multiplicity for s, o in zip(sites, owner) if o == e) for e in elements]
+    crystal = pyxtal()
+    try:
+        with warnings.catch_warnings(), _time_limit(time_limit):
+            warnings.simplefilter("ignore")
+            crystal.from_random(3, int(row.spg), elements, counts, sites=labels, random_state=int(rng.integers(2**31)))
+    except Exception:  # pyxtal's own failures, and TimeoutError
+        return None
+    if not crystal.valid: return None
+    structure = crystal.to_pymatgen()
+    os.environ.setdefault("SPGLIB_WARNING", "OFF")
+    return (structure, int(row.spg)) if SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number() == row.spg else "symmetry"
 
 # %% ../nbs/32_xrd_classifier.ipynb #c033
 def real_structure_templates(
@@ -297,17 +416,18 @@ def real_structure_templates(
 def training_templates(
     n_random: int,  # random crystals over all 230 space groups
     real: ReflectionTemplates | None = None,  # real structure types (`real_structure_templates`), split with the random ones
-    held_out: float = 0.2,  # fraction of the real structures kept out of training (test on structure types never seen)
+    held_out: float = 0.2,  # fraction of the real structure *types* kept out of training, whole (test on types never seen)
     valid_fraction: float = 0.05,
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
 ) -> dict:
-    "Training and validation templates (random crystals plus real structure types), and the real structures held out."
+    "Training and validation templates (random crystals plus real structure types), and the real structures held out, by structure type."
     randoms, stats = random_crystal_templates(n_random, seed, workers, progress=progress)
     rng = np.random.default_rng(seed)
     if real is not None and len(real):
-        out_of_training = rng.random(len(real)) < held_out
+        types = np.unique(real.types)  # a structure type goes wholly to one side: no near-copy of a test structure in training
+        out_of_training = np.isin(real.types, types[rng.random(len(types)) < held_out])
         pool = ReflectionTemplates.concat([randoms, real[np.where(~out_of_training)[0]]])
         test = real[np.where(out_of_training)[0]]
     else: pool, test = randoms, None
@@ -359,6 +479,7 @@ class ParkCNN(nn.Module):
         stride_degrees: float = 0.05,  # its stride: Park's 5 points of 0.01 degrees
         hidden: tuple = (2300, 1150),
         dropout: tuple = (0.3, 0.5),  # after convolutions, after dense layers
+        standardise: bool = True,  # give the pattern zero mean and unit spread first (without it the network does not train)
     ):
         super().__init__()
         if len(two_theta_grid(*grid)) != n_points: raise ValueError(f"grid {grid} has {len(two_theta_grid(*grid))} points, not {n_points}")
@@ -375,7 +496,17 @@ class ParkCNN(nn.Module):
 
     def forward(self, patterns: torch.Tensor) -> torch.Tensor:  # [B, in_channels, n_points] -> [B, 7 + 230]
         _check_input(patterns, self.init_args)
+        if self.init_args["standardise"]: patterns = standardise_patterns(patterns)
         return self.head(self.features(patterns))
+
+
+def standardise_patterns(patterns: torch.Tensor) -> torch.Tensor:
+    "(pattern, mask) `[B, 2, G]` with the pattern at zero mean and unit standard deviation inside its measured range (0 outside)."
+    signal, mask = patterns[:, :1], patterns[:, 1:2]
+    n = mask.sum(-1, keepdim=True).clamp_min(1)
+    mean = (signal * mask).sum(-1, keepdim=True) / n
+    std = (((signal - mean) * mask) ** 2).sum(-1, keepdim=True).div(n).sqrt().clamp_min(1e-6)
+    return torch.cat([(signal - mean) / std * mask, patterns[:, 1:]], 1)
 
 def _check_input(patterns: torch.Tensor, args: dict) -> None:
     shape = [args["in_channels"], args["n_points"]]
@@ -535,8 +666,9 @@ def predict_pattern(
     top: int = 3,  # guesses returned per head
     background: str = "snip",  # see `remove_background`
     name: str = "pattern",
+    calibration: dict | None = None,  # {'temperature': (crystal system, space group), 'threshold': p} from the evaluation notebook
 ) -> dict:
-    "The model's `top` crystal systems and space groups for a measured pattern, with probabilities, and the input it read."
+    "The model's `top` crystal systems and space groups for a measured pattern, with probabilities, whether it is sure, and the input it read."
     from matdl_nb.xrd import SPACE_GROUP_CLASSES
     args = getattr(model, "init_args", {})
     if args.get("in_channels") != 2:
@@ -548,7 +680,10 @@ def predict_pattern(
     with torch.no_grad(): logits = model(x[None].to(next(model.parameters()).device)).float().cpu()[0]
     n = len(CRYSTAL_SYSTEMS)
     groups = list(range(1, 231)) if args.get("n_space_groups") == 230 else list(SPACE_GROUP_CLASSES)
-    cs, sg = logits[:n].softmax(0), logits[n:].softmax(0)
+    calibration = calibration or {}
+    t_cs, t_sg = calibration.get("temperature", (1.0, 1.0))  # temperature scaling: softmax(logits / T)
+    cs, sg = (logits[:n] / t_cs).softmax(0), (logits[n:] / t_sg).softmax(0)
     rank = lambda p, labels: pd.DataFrame([(labels[int(i)], float(p[i])) for i in p.argsort(descending=True)[:top]],
                                           columns=["answer", "probability"])
-    return dict(crystal_system=rank(cs, CRYSTAL_SYSTEMS), space_group=rank(sg, groups), input=x, grid=grid, coverage=float(x[1].mean()))
+    return dict(crystal_system=rank(cs, CRYSTAL_SYSTEMS), space_group=rank(sg, groups), input=x, grid=grid, coverage=float(x[1].mean()),
+                sure=bool(cs.max() >= calibration.get("threshold", 0.0)))  # below the threshold the answer is 'uncertain'

@@ -54,19 +54,45 @@ def parse_pattern_text(
     "2-theta (degrees, ascending, unique) and intensity from the text of a column file."
     lines = text.splitlines()
     last = max((i for i, line in enumerate(lines, 1) if line.strip()), default=0)
-    rows = []
+    rows, decimals, joined = [], [], {}  # joined: row -> (line number, a token where two fixed-width columns ran together)
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith(_COMMENT): continue
         parts = line.replace(",", " ").replace(";", " ").split()
+        if not parts: continue  # only separators: as good as blank
         if not all(_NUMBER.match(p) for p in parts):
             if rows: raise PatternError(f"{name}, line {number}: {line[:40]!r} is not numbers, after {len(rows)} rows of data")
             continue  # a header line before the data
         if len(parts) < 2:
-            where = "the last line: the file looks truncated" if number == last else f"line {number}"
-            raise PatternError(f"{name}, {where}: one number where 2-theta and intensity were expected")
+            joined[len(rows)] = (number, parts[0]); rows.append((np.nan, np.nan))
+            continue
         rows.append((float(parts[0]), float(parts[1])))
-    return _clean_columns(np.array(rows, dtype=float).reshape(-1, 2), name)
+        decimals.append(len(parts[0].partition(".")[2]))
+    data = np.array(rows, dtype=float).reshape(-1, 2)
+    usual = max(set(decimals), key=decimals.count) if decimals else 0  # how many decimals the angles are written with
+    for row, (number, token) in joined.items():
+        split = _split_joined(token, data[:, 0], row, usual)
+        if split is None:
+            where = "the last line (the file looks truncated)" if number == last else f"line {number}"
+            raise PatternError(f"{name}, {where}: one number ({token!r}) where 2-theta and intensity were expected")
+        data[row] = split
+    return _clean_columns(data, name)
+
+
+def _split_joined(token: str, angles: np.ndarray, row: int, usual: int) -> tuple[float, float] | None:
+    "(2-theta, intensity) from a token like '14.168110228' where fixed-width columns ran together, or None when no split is sure."
+    known = np.where(np.isfinite(angles))[0]
+    near = known[np.argsort(np.abs(known - row))[:2]]  # the two nearest rows that were read whole
+    if len(near) < 2 or "." not in token or not token.replace(".", "").isdigit(): return None
+    step = (angles[near[1]] - angles[near[0]]) / (near[1] - near[0])
+    expected = angles[near[0]] + step * (row - near[0])
+    fits = {}  # decimals of the angle -> (angle, intensity), for each split that continues the scan's step
+    for k in range(token.index(".") + 2, len(token)):
+        angle, intensity = float(token[:k]), token[k:]
+        if abs(angle - expected) <= 0.25 * abs(step): fits[k - token.index(".") - 1] = (angle, float(intensity))
+    if usual in fits: return fits[usual]  # written like the other angles
+    shorter = [d for d in fits if d < usual]  # else the angle lost trailing digits: the longest such split
+    return fits[max(shorter)] if shorter else None
 
 
 def _clean_columns(data: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -95,7 +95,7 @@ def test_xrd_simulate_writes_a_pattern(tmp_path):
 
 def test_xrd_classify_reads_a_measured_file(tmp_path):
     model = tmp_path / "xrd-measured"
-    done = matdl("train", "xrd", "--measured", "--crystals", "20", "--epochs", "1", "--out", model, "--no-progress")
+    done = matdl("train", "xrd", "--measured", "--crystals", "20", "--epochs", "1", "--samples", "256", "--out", model, "--no-progress")
     assert done.returncode == 0, done.stderr
     assert json.loads((model / "config.json").read_text())["extra"]["grid"] == [10.0, 80.0, 0.04]
     scan = tmp_path / "scan.xy"  # a user's file: a header, a descending 20-70 degree scan with a background
@@ -218,3 +218,35 @@ def test_errors_outside_the_old_table_are_one_line(tmp_path):
     assert len(extra.stderr.strip().splitlines()) == 1, extra.stderr
     bug = python_m("matdl_nb", "data", "fetch", "materials_project", env={"MP_API_KEY": None, "MATDL_TRACEBACK": "1"})
     assert bug.returncode == 1 and "Traceback" in bug.stderr  # MATDL_TRACEBACK=1 shows it, for a bug report
+
+
+def test_a_batch_answers_every_file_it_can_and_names_the_rest(tmp_path, in_process):
+    "matdl predict / matdl xrd classify on measured patterns: the readable ones answered, each other one named, exit code 1."
+    import numpy as np
+    from matdl_nb.train import save_model
+    from matdl_nb.xrd import two_theta_grid
+    from matdl_nb.xrd_classifier import RatioCNN
+    grid = (10.0, 80.0, 0.04)
+    model_dir = save_model(RatioCNN(len(two_theta_grid(*grid)), grid), tmp_path / "xrd-model", extra=dict(grid=list(grid), measured=True))
+    (model_dir / "job.json").write_text(json.dumps(dict(kind="xrd", measured=True)))
+    angles = np.arange(15, 75, 0.02)
+    good = tmp_path / "good.xy"
+    good.write_text("\n".join(f"{a:.2f} {100 + 5000 * np.exp(-0.5 * ((a - 32.4) / 0.06) ** 2):.0f}" for a in angles))
+    short = tmp_path / "short.xy"; short.write_text("1 2\n3 4\n")
+    missing = tmp_path / "missing.xy"
+    for words in (("predict", model_dir), ("xrd", "classify", "--model", model_dir)):
+        done = in_process(*words, good, short, missing)
+        assert done.returncode == 1, done.stderr
+        assert "good.xy" in done.stdout and "short.xy" not in done.stdout  # the readable file is answered
+        failures = [line for line in done.stderr.splitlines() if line.startswith("matdl: cannot use")]
+        assert len(failures) == 2 and any("short.xy" in f for f in failures) and any("missing.xy" in f for f in failures)
+        assert "2 of 3 inputs could not be used" in done.stderr
+
+
+def test_a_batch_of_formulas_skips_the_bad_ones(tmp_path, in_process):
+    trained = in_process("train", "rf", "--data", "exp_formation_enthalpy", "--target", "dhf_ev_per_atom", "--out", tmp_path / "rf",
+                         "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    done = in_process("predict", tmp_path / "rf", "NaCl", "Xx2O3", "Fe2O3")
+    assert done.returncode == 1 and "NaCl" in done.stdout and "Fe2O3" in done.stdout
+    assert "Xx2O3" in done.stderr and "1 of 3 inputs could not be used" in done.stderr

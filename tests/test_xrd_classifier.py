@@ -9,7 +9,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from conftest import requires_mirror
-from matdl_nb.data import CRYSTAL_SYSTEMS, StructureParseError, load_dataset
+from matdl_nb.data import CRYSTAL_SYSTEMS, StructureParseError, crystal_system, load_dataset
 from matdl_nb.xrd import SPACE_GROUP_CLASSES, XRDError, XRDNet, reflection_list, two_theta_grid
 from matdl_nb.xrd_classifier import (LogSpacing, ParkCNN, RatioCNN, ReflectionTemplates, predict_pattern,
                                      random_crystal_templates, ratio_fingerprint, render_templates, standard_cell, strain_lattices,
@@ -147,6 +147,8 @@ def test_training_prediction_and_saving(tmp_path, monkeypatch):
     real = ReflectionTemplates.from_structures(list(load_dataset("aflow_prototypes").structure[:40]), "AFLOW prototype", progress=False)
     data = training_templates(14, real, seed=0, workers=1, progress=False)
     assert len(data["train"]) + len(data["valid"]) + len(data["held_out"]) == 54 and len(data["held_out"]) > 0
+    seen = set(data["train"].types) | set(data["valid"].types)
+    assert not set(data["held_out"].types) & seen and "" not in set(data["held_out"].types)  # whole structure types held out
     learn = symmetry_learner(data["train"], data["valid"], model="ratio", batch_size=8, samples_per_epoch=16, device="cpu")
     assert len(learn.dls.train) == 2
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
@@ -167,22 +169,57 @@ def test_training_prediction_and_saving(tmp_path, monkeypatch):
 
 @requires_mirror
 def test_benchmark_smoke(run_benchmark):
-    assert re.fullmatch(r"RESULT xrd_speedup=[\d.]+ cs_acc=[\d.]+ sg_acc=[\d.]+ sg_top5=[\d.]+ proto_cs_acc=[\d.]+ "
-                        r"real_phase_recall=[\d.]+ real_phase_precision=([\d.]+|nan) n_train=\d+", run_benchmark("xrd", "--more-patterns", "2"))
+    assert re.fullmatch(r"RESULT xrd_speedup=[\d.]+ cs_acc_types=[\d.]+ sg_acc_types=[\d.]+ autoxrd_cs_acc=[\d.]+ autoxrd_sg_acc=[\d.]+ "
+                        r"autoxrd_cs_acc_half=[\d.]+ park_cs_acc=[\d.]+ real_phase_recall=[\d.]+ real_phase_recall_at_half=[\d.]+ "
+                        r"real_phase_precision=([\d.]+|nan) n_train=\d+", run_benchmark("xrd"))
 
 
-def test_benchmark_redo_phases_keeps_the_training_runs():
-    "`--resume --redo-phases` drops the closing tables of a finished run and its phase identification, and keeps the rest."
+def test_benchmark_takes_phases_from_an_earlier_run(tmp_path):
+    "`--phases-from` copies the phase identification's results and lines from an earlier results file, and says so."
+    import json
     import sys
     from conftest import ROOT
     sys.path.insert(0, str(ROOT / "bench"))
     import xrd as bench
-    lines = ["# bench/xrd.py --out bench/results/xrd", "phase network, seed 0: 10 phases found, 0 false", "",
-             "## Phase identification on the 8 measured patterns", "| seed | found |", "",
-             "## Crystal system and space group: the runs", "", "ratio on 1,000 random crystals (full): 9.9 min", "",
-             "64,000 training patterns per run (8 epochs)", "", "| model |", "RESULT xrd_speedup=10.1"]
-    results = dict(runs=[dict(model="ratio")], phases=dict(recall=0.8), summary=[], cs_acc=0.3, real_phase_recall=0.8, xrd_speedup=10.1)
-    kept = bench._without_phases(*bench._without_closing(results, lines, dict(samples=64000)))
-    assert kept["lines"] == ["# bench/xrd.py --out bench/results/xrd", "", "## Crystal system and space group: the runs", "",
-                             "ratio on 1,000 random crystals (full): 9.9 min"]
-    assert kept["results"] == dict(runs=[dict(model="ratio")], xrd_speedup=10.1)
+    lines = ["# bench/xrd.py --out bench/results/xrd", "", "## Phase identification on the 8 measured patterns", "| seed | found |",
+             "ensemble at 0.35: phases found 12 / present 12", "ensemble at 0.5: phases found 10 / present 12", "", "## Other"]
+    (tmp_path / "old.md").write_text("\n".join(lines)); (tmp_path / "old.json").write_text(json.dumps(dict(phases=dict(recall=1.0))))
+    logged = []
+    assert bench._phases_from(tmp_path / "old", logged.append) == dict(recall=1.0)
+    assert logged[0].startswith("\n(phase identification: the results of") and logged[1:] == lines[2:6]
+
+
+def test_crystals_like_the_database_carry_their_spglib_group_and_balance_the_systems():
+    from matdl_nb.xrd_classifier import wyckoff_crystals, wyckoff_table
+    crystals, stats = wyckoff_crystals(14, seed=4)
+    assert [SpacegroupAnalyzer(s, symprec=0.1).get_space_group_number() for s, _ in crystals] == [g for _, g in crystals]
+    assert np.bincount([CRYSTAL_SYSTEMS.index(crystal_system(g)) for _, g in crystals],
+                       minlength=7).tolist() == [2] * 7
+    table = wyckoff_table()
+    assert table["count"].sum() > 80_000 * 0.8 and (table.n_atoms <= 40).all()
+
+
+def test_structure_types_group_isostructural_crystals():
+    from matdl_nb.xrd_classifier import structure_type
+    kcl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.29), ["K", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    cscl = Structure.from_spacegroup("Pm-3m", Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert structure_type(STRUCTURES["NaCl"]) == structure_type(kcl) == "225-ab-AB"
+    assert structure_type(cscl) != structure_type(kcl)
+
+
+def test_park_input_is_standardised_inside_the_measured_range():
+    from matdl_nb.xrd_classifier import standardise_patterns
+    x = torch.rand(3, 2, 50); x[:, 1] = 0; x[:, 1, 10:40] = 1
+    out = standardise_patterns(x)
+    inside = out[:, 0, 10:40]
+    assert torch.allclose(inside.mean(-1), torch.zeros(3), atol=1e-5) and torch.allclose(inside.std(-1, unbiased=False), torch.ones(3), atol=1e-4)
+    assert (out[:, 0, :10] == 0).all() and torch.equal(out[:, 1], x[:, 1])
+
+
+def test_calibration_softens_and_the_threshold_marks_uncertain_answers():
+    model = RatioCNN(len(two_theta_grid(*GRID)), GRID).eval()
+    angles = np.arange(15, 75, 0.02)
+    counts = 100 + 5000 * np.exp(-0.5 * ((angles - 32.4) / 0.06) ** 2)
+    hot = predict_pattern(model, angles, counts, calibration=dict(temperature=(1e6, 1e6), threshold=0.5))
+    assert abs(hot["crystal_system"].probability[0] - 1 / 7) < 1e-3 and hot["sure"] is False
+    assert predict_pattern(model, angles, counts)["sure"] is True  # no calibration: no threshold
