@@ -41,8 +41,8 @@ from .xrd_measured import OTHER_INSTRUMENT, Diffractometer, preprocess_pattern
 # %% auto #0
 __all__ = ['ALL_SPACE_GROUPS', 'MAX_ELEMENTS', 'TEMPLATE_REFLECTIONS', 'CRYSTAL_FAMILIES', 'CRYSTAL_KINDS', 'SYMMETRY_MODELS',
            'TEST_INSTRUMENTS', 'crystal_family', 'standard_cell', 'reflection_template', 'structure_type',
-           'ReflectionTemplates', 'lattice_matrices', 'strain_lattices', 'swap_elements', 'wyckoff_crystals',
-           'random_crystal_templates', 'wyckoff_table', 'real_element_sets', 'wyckoff_crystal',
+           'ReflectionTemplates', 'lattice_matrices', 'strain_lattices', 'swap_elements', 'wyckoff_table',
+           'real_element_sets', 'wyckoff_crystal', 'wyckoff_crystals', 'random_crystal_templates',
            'real_structure_templates', 'training_templates', 'TemplateIndex', 'render_templates', 'template_collate',
            'ParkCNN', 'standardise_patterns', 'LogSpacing', 'ratio_fingerprint', 'ResidualBlock', 'RatioCNN',
            'symmetry_learner', 'predict_templates', 'symmetry_scores', 'predict_pattern']
@@ -246,6 +246,73 @@ def swap_elements(scattering: torch.Tensor, p: float = 0.5) -> torch.Tensor:
         out[i, present] = _ELEMENT_ROWS[torch.randperm(len(_ELEMENT_ROWS))[:len(present)]]
     return out
 
+# %% ../nbs/32_xrd_classifier.ipynb #c0312
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    "Raise TimeoutError in the block after `seconds` (main thread on Unix; elsewhere no limit)."
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield; return
+    def stop(*_): raise TimeoutError(f"took longer than {seconds} s")
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try: yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def wyckoff_table(max_atoms: int = 40) -> pd.DataFrame:
+    "pyxtal's counts of (space group, occupied Wyckoff positions) in 88,678 Materials Project structures, cells of up to `max_atoms` atoms."
+    from importlib.resources import files
+    table = pd.read_csv(files("pyxtal") / "database" / "spg_num_wps_mp.csv")  # spg, n_atoms, wps ('9-10-11': indices), count
+    table = table[table.n_atoms <= max_atoms].reset_index(drop=True)
+    table["crystal_system"] = table.spg.map(crystal_system)
+    return table
+
+
+@functools.lru_cache(maxsize=4)
+def real_element_sets(max_elements: int = MAX_ELEMENTS) -> list[tuple[str, ...]]:
+    "The distinct element sets of real compounds (Materials Project transport table, pymatgen's measured enthalpies) with scattering factors."
+    from matdl_nb.data import load_dataset, parse_composition
+    formulas = pd.concat([load_dataset("mp_transport").formula, load_dataset("exp_formation_enthalpy").formula]).unique()
+    sets = {tuple(sorted(str(e) for e in parse_composition(f).elements)) for f in formulas}
+    return sorted(s for s in sets if len(s) <= max_elements and all(e in ATOMIC_SCATTERING_PARAMS for e in s))
+
+
+def wyckoff_crystal(
+    rng: np.random.Generator,
+    table: pd.DataFrame,  # `wyckoff_table()`
+    element_sets: Sequence[tuple[str, ...]],  # `real_element_sets()`
+    system: str,  # the crystal system to draw from
+    temper: float = 0.5,  # rows drawn with probability ∝ count ** temper (1: as often as in the database, 0: evenly)
+    time_limit: float = 5.0,  # seconds pyxtal may search for positions (some crowded cells take minutes); then it counts as failed
+):
+    "(structure, space group) of one random crystal like the database's; None when pyxtal gives up, 'symmetry' when spglib finds another group."
+    from pyxtal import pyxtal
+    from pyxtal.symmetry import Group
+    rows = table[table.crystal_system == system]
+    weights = rows["count"].to_numpy(float) ** temper
+    row = rows.iloc[rng.choice(len(rows), p=weights / weights.sum())]
+    group = Group(int(row.spg))
+    sites = [group.Wyckoff_positions[int(i)] for i in str(row.wps).split("-")]
+    fitting = [s for s in element_sets if len(s) <= len(sites)]
+    elements = list(fitting[rng.integers(len(fitting))])
+    owner = elements + [elements[i] for i in rng.integers(len(elements), size=len(sites) - len(elements))]
+    owner = [owner[i] for i in rng.permutation(len(owner))]  # each element on at least one Wyckoff position
+    labels = [[s.get_label() for s, o in zip(sites, owner) if o == e] for e in elements]
+    counts = [sum(s.multiplicity for s, o in zip(sites, owner) if o == e) for e in elements]
+    crystal = pyxtal()
+    try:
+        with warnings.catch_warnings(), _time_limit(time_limit):
+            warnings.simplefilter("ignore")
+            crystal.from_random(3, int(row.spg), elements, counts, sites=labels, random_state=int(rng.integers(2**31)))
+    except Exception:  # pyxtal's own failures, and TimeoutError
+        return None
+    if not crystal.valid: return None
+    structure = crystal.to_pymatgen()
+    os.environ.setdefault("SPGLIB_WARNING", "OFF")
+    return (structure, int(row.spg)) if SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number() == row.spg else "symmetry"
+
 # %% ../nbs/32_xrd_classifier.ipynb #c029
 CRYSTAL_KINDS = ("wyckoff", "uniform")  # like the database (`wyckoff_crystal`); or the XRD notebook's `random_crystals`
 
@@ -323,73 +390,6 @@ def random_crystal_templates(
             stats += f["stats"]
     templates = ReflectionTemplates.concat(parts)[:n]
     return templates, dict(zip(("attempts", "failed", "symmetry_changed", "duplicates"), stats.tolist()))
-
-# %% ../nbs/32_xrd_classifier.ipynb #c0312
-@contextlib.contextmanager
-def _time_limit(seconds: float):
-    "Raise TimeoutError in the block after `seconds` (main thread on Unix; elsewhere no limit)."
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        yield; return
-    def stop(*_): raise TimeoutError(f"took longer than {seconds} s")
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try: yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def wyckoff_table(max_atoms: int = 40) -> pd.DataFrame:
-    "pyxtal's counts of (space group, occupied Wyckoff positions) in 88,678 Materials Project structures, cells of up to `max_atoms` atoms."
-    from importlib.resources import files
-    table = pd.read_csv(files("pyxtal") / "database" / "spg_num_wps_mp.csv")  # spg, n_atoms, wps ('9-10-11': indices), count
-    table = table[table.n_atoms <= max_atoms].reset_index(drop=True)
-    table["crystal_system"] = table.spg.map(crystal_system)
-    return table
-
-
-@functools.lru_cache(maxsize=4)
-def real_element_sets(max_elements: int = MAX_ELEMENTS) -> list[tuple[str, ...]]:
-    "The distinct element sets of real compounds (Materials Project transport table, pymatgen's measured enthalpies) with scattering factors."
-    from matdl_nb.data import load_dataset, parse_composition
-    formulas = pd.concat([load_dataset("mp_transport").formula, load_dataset("exp_formation_enthalpy").formula]).unique()
-    sets = {tuple(sorted(str(e) for e in parse_composition(f).elements)) for f in formulas}
-    return sorted(s for s in sets if len(s) <= max_elements and all(e in ATOMIC_SCATTERING_PARAMS for e in s))
-
-
-def wyckoff_crystal(
-    rng: np.random.Generator,
-    table: pd.DataFrame,  # `wyckoff_table()`
-    element_sets: Sequence[tuple[str, ...]],  # `real_element_sets()`
-    system: str,  # the crystal system to draw from
-    temper: float = 0.5,  # rows drawn with probability ∝ count ** temper (1: as often as in the database, 0: evenly)
-    time_limit: float = 5.0,  # seconds pyxtal may search for positions (some crowded cells take minutes); then it counts as failed
-):
-    "(structure, space group) of one random crystal like the database's; None when pyxtal gives up, 'symmetry' when spglib finds another group."
-    from pyxtal import pyxtal
-    from pyxtal.symmetry import Group
-    rows = table[table.crystal_system == system]
-    weights = rows["count"].to_numpy(float) ** temper
-    row = rows.iloc[rng.choice(len(rows), p=weights / weights.sum())]
-    group = Group(int(row.spg))
-    sites = [group.Wyckoff_positions[int(i)] for i in str(row.wps).split("-")]
-    fitting = [s for s in element_sets if len(s) <= len(sites)]
-    elements = list(fitting[rng.integers(len(fitting))])
-    owner = elements + [elements[i] for i in rng.integers(len(elements), size=len(sites) - len(elements))]
-    owner = [owner[i] for i in rng.permutation(len(owner))]  # each element on at least one Wyckoff position
-    labels = [[s.get_label() for s, o in zip(sites, owner) if o == e] for e in elements]
-    counts = [sum(s.multiplicity for s, o in zip(sites, owner) if o == e) for e in elements]
-    crystal = pyxtal()
-    try:
-        with warnings.catch_warnings(), _time_limit(time_limit):
-            warnings.simplefilter("ignore")
-            crystal.from_random(3, int(row.spg), elements, counts, sites=labels, random_state=int(rng.integers(2**31)))
-    except Exception:  # pyxtal's own failures, and TimeoutError
-        return None
-    if not crystal.valid: return None
-    structure = crystal.to_pymatgen()
-    os.environ.setdefault("SPGLIB_WARNING", "OFF")
-    return (structure, int(row.spg)) if SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number() == row.spg else "symmetry"
 
 # %% ../nbs/32_xrd_classifier.ipynb #c033
 def real_structure_templates(
