@@ -449,8 +449,7 @@ def _predict_patterns(model_dir: Path, job: dict, inputs: Sequence[str], failed:
                      "space group": ", ".join(f"{SPACE_GROUP_CLASSES[i]} ({groups[i]:.0%})" for i in best_g)})
     return pd.DataFrame(rows)
 
-
-
+# %% ../nbs/94_jobs.ipynb #c054b
 def _predict_measured(model, inputs: Sequence[str], failed: list, top: int = 3, calibration: dict | None = None) -> pd.DataFrame:
     "One row per pattern: the best crystal system and space group with their (calibrated) probabilities, 'uncertain' below the threshold."
     from matdl_nb.xrd_classifier import predict_pattern

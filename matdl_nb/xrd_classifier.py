@@ -127,7 +127,7 @@ def structure_type(
     letters = "".join(sorted(symbol[-1] for symbol in analyzer.get_symmetrized_structure().wyckoff_symbols))
     return f"{analyzer.get_space_group_number()}-{letters}-{structure.composition.anonymized_formula}"
 
-
+# %% ../nbs/32_xrd_classifier.ipynb #c017b
 class ReflectionTemplates:
     "Reflection templates of many structures as padded arrays: any lattice of each structure's crystal system gives its reflections."
     def __init__(self, arrays: dict, formula: Sequence[str], source: Sequence[str], types: Sequence[str] | None = None):
@@ -278,7 +278,7 @@ def real_element_sets(max_elements: int = MAX_ELEMENTS) -> list[tuple[str, ...]]
     sets = {tuple(sorted(str(e) for e in parse_composition(f).elements)) for f in formulas}
     return sorted(s for s in sets if len(s) <= max_elements and all(e in ATOMIC_SCATTERING_PARAMS for e in s))
 
-
+# %% ../nbs/32_xrd_classifier.ipynb #c0312b
 def wyckoff_crystal(
     rng: np.random.Generator,
     table: pd.DataFrame,  # `wyckoff_table()`
@@ -349,6 +349,7 @@ def _chunk_path(settings: tuple) -> Path:
     version = (tuple(rest), ALL_SPACE_GROUPS, XRD_ELEMENTS, "v1") if kind == "uniform" else (settings, "wyckoff-v1")
     return cache_root() / "xrd" / "templates" / f"chunk-{hashlib.sha256(repr(version).encode()).hexdigest()[:16]}.npz"
 
+# %% ../nbs/32_xrd_classifier.ipynb #c029b
 def _save_chunk(path: Path, chunk: dict) -> None:
     parts = ReflectionTemplates.from_templates(chunk["templates"], "random")
     with atomic_write(path) as tmp:  # whole files only: an interrupted or failed write leaves no half chunk

@@ -78,7 +78,7 @@ def parse_pattern_text(
         data[row] = split
     return _clean_columns(data, name)
 
-
+# %% ../nbs/31_xrd_measured.ipynb #c010b
 def _split_joined(token: str, angles: np.ndarray, row: int, usual: int) -> tuple[float, float] | None:
     "(2-theta, intensity) from a token like '14.168110228' where fixed-width columns ran together, or None when no split is sure."
     known = np.where(np.isfinite(angles))[0]
