@@ -10,6 +10,9 @@
    and `SMALL_CORPUS_PPMI` (the notebook's, and the headline rows below) score below the grid's best on that half
    (they are set to its best): the settings are chosen on the first half and every headline element score is
    measured on the second.
+   Then the same grid on each corpus alone, leaving one corpus out in turn (`leave_one_corpus_out`): settings chosen by
+   the mean score over the other corpora, both models trained on the corpus left out and scored on the reporting half
+   over the seeds (is the winner the same on text the settings never saw?).
 3. Those two, and word2vec with the paper's settings (200 dimensions, window 8, 15 negatives, subsampling 1e-4, 30 epochs at 0.01),
    untuned; training words per second. The two small-corpus models again with five seeds: the element-similarity
    correlation of the RESULT line is the mean over the seeds (a single run of word2vec on 2 threads moves by about
@@ -24,8 +27,9 @@
     python bench/text.py --out bench/results/text
 
 The last line is `RESULT tokens=<n> words_per_s=<w> analogy_acc=<a> element_corr=<r> te_spearman=<s>
-baseline_element_corr=<b> baseline_analogy_acc=<c> report_elements=<k>`: element_corr and baseline_element_corr on the
-held-out half of the elements, means over the seeds.
+baseline_element_corr=<b> baseline_analogy_acc=<c> report_elements=<k> element_corr_held_out_corpus=<h>
+ppmi_corr_held_out_corpus=<p>`: element_corr and baseline_element_corr on the held-out half of the elements, means over
+the seeds; the last two the means over the corpora left out of word2vec's and PPMI-SVD's means over the seeds.
 """
 import argparse
 import time
@@ -37,7 +41,29 @@ from _common import Log
 from matdl_nb.data import load_dataset
 from matdl_nb.text import (PAPER_SETTINGS, SMALL_CORPUS_PPMI, SMALL_CORPUS_SETTINGS, TEXT_COLUMNS, TokenizedCorpus, analogy_scores,
                            apply_phrases, element_corr_over_seeds, element_halves, element_similarity_correlation,
-                           learn_phrases, ppmi_svd, registry_texts, thermoelectric_ranking, train_word2vec)
+                           leave_one_corpus_out, learn_phrases, ppmi_svd, registry_texts, thermoelectric_ranking,
+                           train_word2vec)
+
+
+def loco_summary(loco: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    "One row per corpus left out (both models' settings, mean and spread over the seeds, the winner) and the means over corpora."
+    rows = []
+    for name, part in loco.groupby("corpus", sort=False):
+        row = dict(corpus=name, tokens=int(part.tokens.iloc[0]), report_pairs=int(part.report_pairs.iloc[0]))
+        stats = {}
+        for model in ("word2vec", "PPMI-SVD"):
+            g = part[part.model == model]
+            stats[model] = (g.element_corr.mean(), g.element_corr.std(ddof=1), len(g))
+            row.update({f"{model} settings": g.settings.iloc[0], f"{model} mean": stats[model][0], f"{model} std": stats[model][1]})
+        (mw, sw, nw), (mp, sp, n_p) = stats["word2vec"], stats["PPMI-SVD"]
+        lead, se = mw - mp, np.sqrt(sw ** 2 / nw + sp ** 2 / n_p)
+        row["word2vec lead"] = lead
+        row["winner"] = "within noise" if not abs(lead) > 2 * se else ("word2vec" if lead > 0 else "PPMI-SVD")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table, dict(word2vec=float(table["word2vec mean"].mean()), **{"PPMI-SVD": float(table["PPMI-SVD mean"].mean())},
+                       word2vec_wins=int((table.winner == "word2vec").sum()), ppmi_wins=int((table.winner == "PPMI-SVD").sum()),
+                       ties=int((table.winner == "within noise").sum()))
 
 
 def main(argv=None):
@@ -55,12 +81,15 @@ def main(argv=None):
 
     # 1. the corpus, processed once and kept as lists for the two models
     t0 = time.time()
-    sentences = list(TokenizedCorpus(registry_texts(tuple(TEXT_COLUMNS))))
+    by_corpus = {name: list(TokenizedCorpus(registry_texts((name,)), strict=True)) for name in TEXT_COLUMNS}
     grid_epochs = SMALL_CORPUS_SETTINGS["epochs"]
-    if args.quick: sentences, args.epochs, grid_epochs, args.windows, args.sizes = sentences[:3000], 2, 2, [2, 8], [100]
-    if args.quick: args.seeds = 2
-    phrases = learn_phrases(sentences)
-    sentences = [apply_phrases(phrases, s) for s in sentences]
+    if args.quick:
+        by_corpus = {name: s[:800] for name, s in by_corpus.items()}
+        args.epochs, grid_epochs, args.windows, args.sizes, args.seeds = 2, 2, [2, 8], [100], 2
+    sentences = [s for part in by_corpus.values() for s in part]  # the registry's order: every corpus in turn
+    phrases = learn_phrases(sentences)  # unsupervised, learnt on the pooled text (no score is involved)
+    by_corpus = {name: [apply_phrases(phrases, s) for s in part] for name, part in by_corpus.items()}
+    sentences = [s for part in by_corpus.values() for s in part]
     tokens = sum(map(len, sentences))
     log(f"\n## Corpus\n\n{', '.join(TEXT_COLUMNS)}: {len(sentences):,} sentences, {tokens:,} tokens, processed in "
         f"{time.time() - t0:.0f} s; {sum('_' in t for s in sentences for t in s):,} phrase tokens")
@@ -101,6 +130,30 @@ def main(argv=None):
         gaps[name] = float(best.loc[name].element_corr - rows.element_corr.iloc[0]) if len(rows) else float("nan")
         log(f"best {name}: {found} (Spearman {best.loc[name].element_corr:.3f}); the library's {ours} score "
             f"{gaps[name]:.3f} below it" + (" (they are the best)" if found == ours else ""))
+
+    # 2b. leave one corpus out: settings chosen on the other corpora, scores on the corpus left out
+    t0 = time.time()
+    loco_grid, loco = leave_one_corpus_out(by_corpus, tune_elements, report_elements, seeds=range(args.seeds),
+                                           min_count=args.min_count, windows=args.windows, sizes=args.sizes,
+                                           epochs=grid_epochs, workers=args.workers)
+    loco_table, held_out = loco_summary(loco)
+    for name, part in by_corpus.items():  # the same corpora with the pool's settings (chosen with this corpus's text in the pool)
+        pooled = element_corr_over_seeds(part, seeds=range(args.seeds), elements=report_elements, min_count=args.min_count,
+                                         word2vec={**SMALL_CORPUS_SETTINGS, "epochs": grid_epochs})
+        for model in ("word2vec", "PPMI-SVD"):
+            loco_table.loc[loco_table.corpus == name, f"{model}, pool's settings"] = pooled[pooled.model == model].element_corr.mean()
+    log(f"\n## Leave one corpus out ({time.time() - t0:.0f} s)\n\nFor each corpus in turn: the grid above run on every "
+        "other corpus alone, the settings with the best mean score over those corpora (tuning half of the elements) "
+        f"chosen, then both models trained on the corpus left out, {args.seeds} seeds each, scored on the reporting half. "
+        "'winner' is the model ahead by more than twice the standard error of the difference of the means; "
+        "report_pairs is how many element pairs of the reporting half the corpus mentions (each element at least "
+        f"{args.min_count} times). The last two columns: the same corpus with the library's settings, which were chosen on "
+        "the pooled corpora (this one's text included, so not a held-out score): they separate what the corpus's size "
+        "costs from what settings chosen elsewhere cost.\n")
+    log(loco_table.to_markdown(index=False, floatfmt=".4f"))
+    log(f"\nMean over the {len(loco_table)} corpora left out: word2vec {held_out['word2vec']:.4f}, PPMI-SVD "
+        f"{held_out['PPMI-SVD']:.4f}; word2vec ahead on {held_out['word2vec_wins']}, PPMI-SVD on "
+        f"{held_out['ppmi_wins']}, within noise on {held_out['ties']}.")
 
     # 3. the best of each, and the paper's settings untuned
     embeddings, seconds = {}, {}
@@ -163,7 +216,8 @@ def main(argv=None):
     w_corr, b_corr = float(spread.loc["word2vec", "mean"]), float(spread.loc["PPMI-SVD", "mean"])
     result = (f"RESULT tokens={tokens} words_per_s={words_per_s:.0f} analogy_acc={w.analogy_acc:.4f} "
               f"element_corr={w_corr:.4f} te_spearman={w.te_spearman:.4f} baseline_element_corr={b_corr:.4f} "
-              f"baseline_analogy_acc={b.analogy_acc:.4f} report_elements={len(report_elements)}")
+              f"baseline_analogy_acc={b.analogy_acc:.4f} report_elements={len(report_elements)} "
+              f"element_corr_held_out_corpus={held_out['word2vec']:.4f} ppmi_corr_held_out_corpus={held_out['PPMI-SVD']:.4f}")
     log(result)
     log.save(args.out, dict(summary=rows, grid=grid, best_word2vec=best_w2v, best_ppmi=best_ppmi,
                             library_settings_gap=gaps, sections=sections.reset_index().to_dict("records"), tokens=tokens,
@@ -171,7 +225,11 @@ def main(argv=None):
                             result=dict(tokens=tokens, words_per_s=words_per_s, analogy_acc=w.analogy_acc,
                                         element_corr=w_corr, te_spearman=w.te_spearman,
                                         baseline_element_corr=b_corr, baseline_analogy_acc=b.analogy_acc,
-                                        report_elements=len(report_elements)),
+                                        report_elements=len(report_elements),
+                                        element_corr_held_out_corpus=held_out["word2vec"],
+                                        ppmi_corr_held_out_corpus=held_out["PPMI-SVD"]),
+                            leave_one_corpus_out=dict(table=loco_table.to_dict("records"), scores=loco.to_dict("records"),
+                                                      grid=loco_grid.to_dict("records"), **held_out),
                             elements=dict(tune=tune_elements, report=report_elements),
                             seeds=seed_scores.to_dict("records"), quick=args.quick))
 

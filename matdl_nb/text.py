@@ -26,11 +26,12 @@ from .data import load_dataset
 # %% auto #0
 __all__ = ['SYMBOLS', 'ELEMENT_NAMES', 'WORD_SYMBOLS', 'NEVER_ALONE', 'UNITS', 'ALLCAPS_FORMULAS', 'NUMBER', 'TEXT_COLUMNS',
            'PAPER_SETTINGS', 'SMALL_CORPUS_SETTINGS', 'SMALL_CORPUS_PPMI', 'parse_formula', 'normalise_formula',
-           'split_sentences', 'tokenize', 'process_text', 'TokenizedCorpus', 'text_files', 'csv_column',
-           'registry_texts', 'is_material', 'learn_phrases', 'apply_phrases', 'train_word2vec', 'load_word2vec',
-           'ppmi_svd', 'normalise_word', 'analogy_scores', 'mat2vec_element_vectors', 'element_halves',
-           'element_similarity_correlation', 'train_both', 'element_corr_over_seeds', 'thermoelectric_ranking',
-           'neighbours', 'plot_element_map', 'word_explorer', 'evaluate_embedding', 'corpus_size_curve']
+           'split_sentences', 'tokenize', 'process_text', 'Document', 'SkippedDocuments', 'TokenizedCorpus',
+           'text_files', 'csv_column', 'registry_texts', 'is_material', 'learn_phrases', 'apply_phrases',
+           'train_word2vec', 'load_word2vec', 'ppmi_svd', 'normalise_word', 'analogy_scores', 'mat2vec_element_vectors',
+           'element_halves', 'element_similarity_correlation', 'train_both', 'element_corr_over_seeds', 'settings_grid',
+           'leave_one_corpus_out', 'thermoelectric_ranking', 'neighbours', 'plot_element_map', 'word_explorer',
+           'evaluate_embedding', 'corpus_size_curve']
 
 # %% ../nbs/50_text.ipynb #c012
 SYMBOLS = frozenset(e.symbol for e in Element if e.Z <= 103)
@@ -49,9 +50,14 @@ _FORMULA = re.compile(r"^[A-Z\[(][A-Za-z0-9().\[\]/·+-]*$")
 _SYMBOL = re.compile(r"[A-Z][a-z]?")
 
 
+def _fraction(m: re.Match) -> str:
+    numerator, denominator = int(m.group(1)), int(m.group(2))
+    return m.group(0) if denominator == 0 else f"{numerator / denominator:.6f}"  # 3/0 is not an amount: it stays text
+
+
 def _decimal_fractions(token: str) -> str:
-    "Ni1/3 -> Ni0.333333, the form pymatgen reads."
-    return re.sub(r"(\d+)/(\d+)", lambda m: f"{int(m.group(1)) / int(m.group(2)):.6f}", token)
+    "Ni1/3 -> Ni0.333333, the form pymatgen reads; only whole numbers of up to six digits on both sides (not Ho2O3/0.7)."
+    return re.sub(r"(?<![\d.])(\d{1,6})/(\d{1,6})(?![\d.])", _fraction, token)
 
 
 @lru_cache(maxsize=500_000)
@@ -192,20 +198,51 @@ def process_text(text: str, names_to_symbols: bool = True) -> list[list[str]]:
     return [t for t in (tokenize(s, names_to_symbols) for s in split_sentences(text)) if t]
 
 # %% ../nbs/50_text.ipynb #c030
+class Document(str):
+    "A text with the name of where it came from (a file, a CSV row); `error` is set when it could not be read."
+    def __new__(cls, text: str, name: str, error: str | None = None):
+        document = super().__new__(cls, text)
+        document.name, document.error = name, error
+        return document
+
+
+class SkippedDocuments(UserWarning):
+    "Some documents of a corpus could not be read or tokenised and were left out (`TokenizedCorpus.skipped` names them)."
+
+
 class TokenizedCorpus:
     "A re-iterable stream of tokenised sentences from texts (gensim reads a corpus several times); nothing held in memory."
-    def __init__(self, texts, names_to_symbols: bool = True, phrases=None):
-        self.texts, self.names_to_symbols, self.phrases = texts, names_to_symbols, phrases
+    def __init__(self, texts, names_to_symbols: bool = True, phrases=None,
+                 strict: bool = False):  # True: the first document that fails stops the stream, naming it
+        self.texts, self.names_to_symbols, self.phrases, self.strict = texts, names_to_symbols, phrases, strict
+        self.skipped: list[tuple[str, str]] = []  # (document, why) of the last complete pass
+        self.documents = 0  # documents seen in the last complete pass
 
     def __iter__(self) -> Iterator[list[str]]:
         texts = self.texts() if callable(self.texts) else self.texts
-        for text in texts:
-            for sentence in process_text(text, self.names_to_symbols):
+        skipped, n = [], 0
+        for n, text in enumerate(texts, 1):
+            name, error = getattr(text, "name", None) or f"document {n}", getattr(text, "error", None)
+            if error is None:
+                try:
+                    sentences = process_text(text, self.names_to_symbols)  # the whole document, or none of it
+                except Exception as err:
+                    error = f"{type(err).__name__}: {err}"
+            if error is not None:
+                if self.strict: raise ValueError(f"{name}: {error}")
+                skipped.append((name, error))
+                continue
+            for sentence in sentences:
                 yield apply_phrases(self.phrases, sentence) if self.phrases is not None else sentence
+        self.skipped, self.documents = skipped, n
+        if skipped:
+            shown = "; ".join(f"{name} ({why})" for name, why in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+            warnings.warn(f"{len(skipped)} of {n} documents left out: {shown}. The corpus object's .skipped names "
+                          "them all; strict=True stops at the first.", SkippedDocuments, stacklevel=2)
 
-
+# %% ../nbs/50_text.ipynb #c030b
 def text_files(folder: str | Path, pattern: str = "*.txt", encoding: str = "utf-8"):
-    "The texts of every file in `folder` matching `pattern`, read one at a time (for `TokenizedCorpus`)."
+    "The texts of every file in `folder` matching `pattern`, read one at a time, named by path (for `TokenizedCorpus`)."
     folder = Path(folder)
     if not folder.is_dir(): raise FileNotFoundError(f"{folder}: no such folder of text files.")
     paths = sorted(folder.rglob(pattern))
@@ -213,24 +250,39 @@ def text_files(folder: str | Path, pattern: str = "*.txt", encoding: str = "utf-
     def texts():
         for path in paths:
             try:
-                yield path.read_text(encoding=encoding)
-            except UnicodeDecodeError as err:
-                raise ValueError(f"{path}: not {encoding} text ({err.reason} at byte {err.start}); pass encoding=...") from None
+                yield Document(path.read_text(encoding=encoding), str(path))
+            except UnicodeDecodeError as err:  # one file in another encoding must not stop the rest
+                yield Document("", str(path), f"not {encoding} text ({err.reason} at byte {err.start}); pass encoding=...")
+            except OSError as err:
+                yield Document("", str(path), f"unreadable ({err.strerror or err})")
     return texts
 
 
 def csv_column(path: str | Path, column: str, encoding: str = "utf-8"):
-    "The texts in one column of a CSV file, read row by row (for `TokenizedCorpus`)."
+    "The texts in one column of a CSV file, read row by row, named by file and line (for `TokenizedCorpus`)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such CSV file.")
-    with open(path, newline="", encoding=encoding) as f:
+    with open(path, newline="", encoding=encoding, errors="replace") as f:
         header = next(csv.reader(f), [])
     if column not in header:
         raise KeyError(f"{path.name} has no column {column!r}; its columns: {', '.join(header) or '(none)'}.")
     def texts():
-        with open(path, newline="", encoding=encoding) as f:
-            for row in csv.DictReader(f):
-                if row[column]: yield row[column]
+        # undecodable bytes become lone surrogates, so that one bad row is named and the rows after it still read
+        with open(path, newline="", encoding=encoding, errors="surrogateescape") as f:
+            rows = csv.DictReader(f)
+            while True:
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    return
+                except csv.Error as err:
+                    yield Document("", f"{path.name} line {rows.line_num}", f"not CSV ({err})")
+                    continue
+                text, name = row.get(column) or "", f"{path.name} line {rows.line_num}"
+                if any("\udc80" <= ch <= "\udcff" for ch in text):
+                    yield Document("", name, f"not {encoding} text; pass encoding=...")
+                elif text:
+                    yield Document(text, name)
     return texts
 
 # %% ../nbs/50_text.ipynb #c031
@@ -239,14 +291,15 @@ TEXT_COLUMNS = {"sofc_exp_corpus": ("text",), "synthesis_paragraphs": ("title", 
 
 
 def registry_texts(names: Sequence[str] = tuple(TEXT_COLUMNS)):
-    "The texts of registered corpora, one document at a time (loaded through `matdl_nb.data.load_dataset`)."
+    "The texts of registered corpora, one document at a time, named by corpus and row (loaded through `load_dataset`)."
     unknown = [n for n in names if n not in TEXT_COLUMNS]
     if unknown: raise KeyError(f"Not a text corpus: {', '.join(unknown)}; the text corpora are {', '.join(TEXT_COLUMNS)}.")
     frames = {name: load_dataset(name) for name in names}  # fetched (or read from the cache) once, up front
     def texts():
         for name, frame in frames.items():
-            for row in frame[list(TEXT_COLUMNS[name])].itertuples(index=False):
-                yield ". ".join(" ".join(v) if isinstance(v, (list, tuple, np.ndarray)) else str(v) for v in row)
+            for i, row in enumerate(frame[list(TEXT_COLUMNS[name])].itertuples(index=False)):
+                yield Document(". ".join(" ".join(v) if isinstance(v, (list, tuple, np.ndarray)) else str(v) for v in row),
+                               f"{name} row {i}")
     return texts
 
 # %% ../nbs/50_text.ipynb #c038
@@ -472,6 +525,68 @@ def element_corr_over_seeds(
             rows.append(dict(model=model, seed=seed, element_corr=element_similarity_correlation(kv, elements=elements)["spearman"]))
     return pd.DataFrame(rows)
 
+# %% ../nbs/50_text.ipynb #c075b
+def settings_grid(
+    sentences: list[list[str]],
+    windows: Sequence[int] = (1, 2, 4, 8),
+    sizes: Sequence[int] = (100, 200),
+    elements: Sequence[str] | None = None,  # score only the pairs among these (the tuning half of `element_halves`)
+    epochs: int = SMALL_CORPUS_SETTINGS["epochs"],
+    min_count: int = 5,
+    workers: int = 2,
+    seed: int = 0,
+) -> pd.DataFrame:
+    "Element-similarity Spearman of word2vec (negative sampling, hierarchical softmax) and PPMI-SVD at every window and size."
+    rows, alpha = [], SMALL_CORPUS_SETTINGS["alpha"]
+    for window, size in progress_bar([(w, s) for w in windows for s in sizes], leave=False):
+        for output, layer in (("negative sampling", dict(hs=0, negative=15)), ("hierarchical softmax", dict(hs=1, negative=0))):
+            kv = train_word2vec(sentences, epochs=epochs, alpha=alpha, min_count=min_count, workers=workers, seed=seed,
+                                progress=False, window=window, vector_size=size, **layer).wv
+            rows.append(dict(model="word2vec", output=output, window=window, vector_size=size, **layer,
+                             element_corr=element_similarity_correlation(kv, elements=elements)["spearman"]))
+        try:
+            kv = ppmi_svd(sentences, window=window, vector_size=size, min_count=min_count, seed=seed)
+            corr = element_similarity_correlation(kv, elements=elements)["spearman"]
+        except ValueError:  # a vocabulary smaller than the size asked for
+            corr = float("nan")
+        rows.append(dict(model="PPMI-SVD", output="SVD", window=window, vector_size=size, hs=0, negative=0, element_corr=corr))
+    return pd.DataFrame(rows)
+
+
+def _chosen(grid: pd.DataFrame) -> dict:
+    "Per model, the settings with the best mean score in `grid` (rows of `settings_grid`, perhaps of several corpora)."
+    keys = ["model", "window", "vector_size", "hs", "negative"]
+    mean = grid.groupby(keys, as_index=False).element_corr.mean().dropna()
+    best = mean.loc[mean.groupby("model").element_corr.idxmax()]
+    return {r.model: dict(window=int(r.window), vector_size=int(r.vector_size),
+                          **(dict(hs=int(r.hs), negative=int(r.negative)) if r.model == "word2vec" else {}))
+            for r in best.itertuples()}
+
+# %% ../nbs/50_text.ipynb #c075c
+def leave_one_corpus_out(
+    corpora: dict[str, list[list[str]]],  # name -> tokenised sentences, one entry per corpus
+    tune_elements: Sequence[str],  # settings are chosen on the pairs among these
+    report_elements: Sequence[str],  # scores are reported on the pairs among these
+    seeds: Sequence[int] = range(3),
+    min_count: int = 5,
+    **grid,  # windows, sizes, epochs, workers: passed to `settings_grid`
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "(grid, scores): the grid of every corpus; then per corpus left out, per model and seed, its score with the settings chosen on the others."
+    grids = pd.concat([settings_grid(s, elements=tune_elements, min_count=min_count, **grid).assign(corpus=name)
+                       for name, s in corpora.items()], ignore_index=True)
+    fixed = {k: v for k, v in SMALL_CORPUS_SETTINGS.items() if k not in ("window", "vector_size", "hs", "negative")}
+    if "epochs" in grid: fixed["epochs"] = grid["epochs"]
+    rows = []
+    for name, sentences in corpora.items():
+        chosen = _chosen(grids[grids.corpus != name])  # never the corpus it is scored on
+        scores = element_corr_over_seeds(sentences, seeds=seeds, elements=report_elements, min_count=min_count,
+                                         word2vec={**fixed, **chosen["word2vec"]}, ppmi=chosen["PPMI-SVD"])
+        counts = pd.Series([t for s in sentences for t in s]).value_counts()
+        present = [e for e in report_elements if counts.get(e, 0) >= min_count]
+        rows += [dict(corpus=name, tokens=int(counts.sum()), report_pairs=len(present) * (len(present) - 1) // 2,
+                      settings=str(chosen[row.model]), **row._asdict()) for row in scores.itertuples(index=False)]
+    return grids, pd.DataFrame(rows)
+
 # %% ../nbs/50_text.ipynb #c077
 def thermoelectric_ranking(
     kv,
@@ -561,9 +676,13 @@ def corpus_size_curve(
     sentences: list[list[str]],  # the whole tokenised corpus
     fractions: Sequence[float] = (0.125, 0.25, 0.5, 1.0),
     analogies: pd.DataFrame | None = None,
+    sample_seed: int | None = 0,  # sentences in a random order, so every fraction mixes every corpus; None: as given
     **settings,  # word2vec, ppmi, min_count, seed: passed to `train_both`
 ) -> pd.DataFrame:
-    "Scores of word2vec and of PPMI-SVD trained on the first `fraction` of the sentences, for each fraction."
+    "Scores of word2vec and of PPMI-SVD trained on a `fraction` of the sentences (nested: each holds the smaller ones)."
+    if sample_seed is not None:
+        order = np.random.default_rng(sample_seed).permutation(len(sentences))
+        sentences = [sentences[i] for i in order]
     rows = []
     for fraction in progress_bar(fractions, leave=False):
         part = sentences[:max(1, int(round(fraction * len(sentences))))]

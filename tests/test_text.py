@@ -1,18 +1,22 @@
 """Text mining: the chemistry-aware tokeniser on tricky tokens, streamed corpora, the count baseline and the three
-evaluations on tiny cases with known answers, word2vec training and saving, and the benchmark's smoke test."""
+evaluations on tiny cases with known answers, word2vec training and saving, and the benchmark's smoke test. The
+tokeniser is total: hypothesis feeds it arbitrary unicode and materials-like strings, and every registered corpus
+goes through it in strict mode."""
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from gensim.models import KeyedVectors
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import requires_mirror
-from matdl_nb.text import (NUMBER, TokenizedCorpus, analogy_scores, apply_phrases, csv_column, element_similarity_correlation,
+from matdl_nb.text import (NUMBER, TEXT_COLUMNS, SkippedDocuments, TokenizedCorpus, analogy_scores, apply_phrases, csv_column, element_similarity_correlation,
                            learn_phrases, load_word2vec, mat2vec_element_vectors, normalise_formula, normalise_word,
                            PAPER_SETTINGS, SMALL_CORPUS_SETTINGS, corpus_size_curve, element_corr_over_seeds,
                            parse_formula, ppmi_svd, split_sentences, text_files, thermoelectric_ranking, tokenize,
-                           train_word2vec)
+                           train_word2vec, process_text, registry_texts)
 
 
 @pytest.mark.parametrize("token, expected", [
@@ -88,7 +92,7 @@ def test_corpora_stream_from_folders_and_csv(tmp_path):
         text_files(tmp_path, pattern="*.md")
     (tmp_path / "c.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(ValueError, match="c.txt: not utf-8 text"):
-        list(TokenizedCorpus(text_files(tmp_path)))
+        list(TokenizedCorpus(text_files(tmp_path), strict=True))
 
 
 def test_phrases_never_swallow_materials_or_numbers():
@@ -162,12 +166,66 @@ def test_seed_spread_and_corpus_curve_on_a_toy_corpus():
     assert seeds.shape == (4, 3) and sorted(seeds.model.unique()) == ["PPMI-SVD", "word2vec"]
     assert seeds.element_corr.between(-1, 1).all()  # Fe, Co, Ni: three elements, three pairs
     curve = corpus_size_curve(toy, fractions=(0.5, 1.0), word2vec=w2v, ppmi=dict(window=2, vector_size=4), min_count=1)
-    assert curve.tokens.tolist() == [sum(map(len, toy[:300]))] * 2 + [sum(map(len, toy))] * 2
+    half = [toy[i] for i in np.random.default_rng(0).permutation(len(toy))[:300]]  # a random half (sample_seed=0)
+    assert curve.tokens.tolist() == [sum(map(len, half))] * 2 + [sum(map(len, toy))] * 2
+    in_order = corpus_size_curve(toy, fractions=(0.5,), word2vec=w2v, ppmi=dict(window=2, vector_size=4), min_count=1,
+                                 sample_seed=None)
+    assert in_order.tokens.tolist() == [sum(map(len, toy[:300]))] * 2
     assert SMALL_CORPUS_SETTINGS["hs"] == 1 and set(SMALL_CORPUS_SETTINGS) - {"epochs"} <= set(PAPER_SETTINGS)
 
 
 @requires_mirror
 def test_benchmark_smoke(run_benchmark):
     assert re.fullmatch(r"RESULT tokens=\d+ words_per_s=\d+ analogy_acc=[\d.na]+ element_corr=[-\d.na]+ "
-                        r"te_spearman=[-\d.na]+ baseline_element_corr=[-\d.na]+ baseline_analogy_acc=[\d.na]+ report_elements=\d+",
+                        r"te_spearman=[-\d.na]+ baseline_element_corr=[-\d.na]+ baseline_analogy_acc=[\d.na]+ report_elements=\d+ "
+                        r"element_corr_held_out_corpus=[-\d.na]+ ppmi_corr_held_out_corpus=[-\d.na]+",
                         run_benchmark("text"))
+
+
+# pieces real abstracts are made of: formulas, fractions, brackets, slashes, units, signs, mojibake, odd spaces
+_PIECES = ["Fe", "O", "Ni", "Co", "La", "Sr", "H", "In", "I", "No", "iron", "(", ")", "[", "]", "{", "}", "/", "0", "1",
+           "3", "0.5", "00", "99999999999", "-", "+", "−", "–", "±", "~", "·", "δ", ".", ",", ";", ":", " ", "\t", "\n",
+           "\u00a0", "\u200b", "Ã©", "â€™", "ï¬", "µm", "K", "°C", "%", "wt%", "S/cm", "e", "x", "_", "'", "=", "^",
+           "×", "Å", "ﬁ", "İ", "ß", "<nUm>", "Ho2O3/0.7", "[45/90/-45/0]"]
+_MATERIALS_LIKE = st.lists(st.sampled_from(_PIECES), max_size=30).map("".join)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(st.one_of(st.text(max_size=200), _MATERIALS_LIKE))
+def test_tokenizer_is_total(text):
+    "No string makes the tokeniser raise; its tokens are non-empty strings without spaces."
+    for tokens in [tokenize(text), tokenize(text, keep_punctuation=True), tokenize(text, names_to_symbols=False),
+                   *process_text(text)]:
+        assert all(isinstance(t, str) and t and not any(ch.isspace() for ch in t) for t in tokens), tokens
+    normalise_word(text)
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("Ho2O3/0.7 glass", ["Ho2O3", NUMBER, "glass"]), ("Er2O3/0.25 and ZnO", ["Er2O3", NUMBER, "and", "ZnO"]),
+    ("a [45/90/-45/0] lay-up", ["a", "45/90/-45/0", "lay-up"]), ("Ni1/3Co1/3Mn1/3 is NMC", ["Mn0.333Co0.333Ni0.333", "is", "nmc"]),
+])
+def test_the_abstracts_that_crashed(text, tokens):
+    "A ratio after a formula and a laminate lay-up (a zero denominator each) once raised ZeroDivisionError."
+    assert tokenize(text) == tokens
+
+
+def test_a_bad_document_is_left_out_and_named(tmp_path):
+    (tmp_path / "a.txt").write_text("TiO2 films.")
+    (tmp_path / "b.txt").write_bytes("caf\xe9".encode("latin-1"))
+    corpus = TokenizedCorpus([*text_files(tmp_path)(), 42, "LiCoO2."])  # 42: not a text at all
+    with pytest.warns(SkippedDocuments, match="2 of 4 documents left out"):
+        assert list(corpus) == [["TiO2", "films"], ["LiCoO2"]]
+    assert [n.rsplit("/", 1)[-1] for n, _ in corpus.skipped] == ["b.txt", "document 3"]
+    with pytest.raises(ValueError, match="b.txt: not utf-8 text"):
+        list(TokenizedCorpus(text_files(tmp_path), strict=True))
+
+
+@requires_mirror
+@pytest.mark.parametrize("name", list(TEXT_COLUMNS))
+def test_every_registered_corpus_tokenizes(name):
+    "Every document of every registered corpus goes through the tokeniser in strict mode (none fails)."
+    corpus = TokenizedCorpus(registry_texts((name,)), strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkippedDocuments)
+        tokens = sum(len(s) for s in corpus)
+    assert corpus.skipped == [] and corpus.documents > 40 and tokens > 10_000, (corpus.documents, tokens)
