@@ -141,7 +141,7 @@ def _xrd_classify(args) -> int:
 
 # %% ../nbs/92_cli.ipynb #c0134
 _KIND_SETTINGS = {"formula_col": ("elemnet", "irnet", "rf"), "crystals": ("xrd",), "measured": ("xrd",), "samples": ("xrd",),
-                  "images": ("unet",), "lattice": ("unet",)}
+                  "images": ("unet",), "lattice": ("unet",), "classes": ("unet",), "crop": ("unet",)}
 
 
 def _train(args) -> None:
@@ -153,8 +153,12 @@ def _train(args) -> None:
     if learns in ("formulas", "structures") and not (args.data and args.target):
         raise CLIError(f"{args.kind} learns from {learns}: give --data (a dataset name, a CSV"
                        f"{' or a folder of structure files' if learns == 'structures' else ''}) and --target COLUMN")
-    if learns not in ("formulas", "structures") and (args.data or args.target):
+    if args.kind == "unet" and args.target:
+        raise CLIError("unet learns masks, not a column: --data FOLDER of images and masks, without --target")
+    if learns not in ("formulas", "structures") and args.kind != "unet" and (args.data or args.target):
         raise CLIError(f"{args.kind} trains on generated data: --data and --target are not for it")
+    if args.kind == "unet" and (args.classes or args.crop) and not args.data:
+        raise CLIError("--classes and --crop are for a folder of labelled images: give --data FOLDER too")
     settings = {k: getattr(args, k) for k in _KIND_SETTINGS if getattr(args, k) not in (None, False)}
     for key in settings:
         if args.kind not in _KIND_SETTINGS[key]:
@@ -188,7 +192,8 @@ def _job_parsers(jobs) -> None:
     "The `train` and `predict` subcommands."
     train = jobs.add_parser("train", help="train a model into a model folder")
     train.add_argument("kind", choices=("elemnet", "irnet", "rf", "cgcnn", "alignn", "xrd", "unet"))
-    train.add_argument("--data", help="a registered dataset, a CSV file, or a folder of CIF/POSCAR files with a CSV")
+    train.add_argument("--data", help="a registered dataset, a CSV file, or a folder of CIF/POSCAR files with a CSV; unet: a "
+                       "folder of images and masks (images/ + masks/, x.tif + x_mask.tif, or train/ + train_annot/)")
     train.add_argument("--target", help="the column to learn")
     train.add_argument("--out", help="the model folder (default: KIND-model)")
     train.add_argument("--epochs", type=int, help="training epochs (default: the kind's, as in its notebook)")
@@ -199,6 +204,9 @@ def _job_parsers(jobs) -> None:
     train.add_argument("--samples", type=int, help="xrd --measured: new training patterns per epoch (default 8000)")
     train.add_argument("--images", type=int, help="unet: simulated training images (default 320)")
     train.add_argument("--lattice", action="store_true", help="unet: generic lattices of columns instead of WSe2")
+    train.add_argument("--classes", help="unet --data: class names ('oxide,crack') for index masks, or NAME=#RRGGBB pairs "
+                       "('precipitate=#0000ff,carbide=#ff0000') for colour masks")
+    train.add_argument("--crop", type=int, help="unet --data: training crop size in pixels (default 256)")
     train.add_argument("--option", action="append", metavar="KEY=VALUE", help="a loader option of a registered dataset")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace a model already in the folder")

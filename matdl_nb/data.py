@@ -540,6 +540,32 @@ def _load_autoxrd() -> pd.DataFrame:
                          space_group=number, crystal_system=crystal_system(number)))
     return pd.DataFrame(rows)
 
+# %% ../nbs/01_data.ipynb #n1436
+_NASA = "https://raw.githubusercontent.com/nasa/pretrained-microscopy-models/f50b5689a71cf6f86016fb4a5c5a2bb31e0397f3"
+
+
+@register_dataset(
+    "nasa_segmentation", "download", "Labelled SEM micrographs for segmentation (NASA benchmark, Stuckner et al.)",
+    "Super2: 17 images (4 train, 4 val, 4 test, 5 different_test); EBC2: 10 images (4 / 3 / 3)",
+    {"split": "train, val, test (Super2 also different_test)", "image": "the local image file",
+     "mask": "the local mask file (Super2: colour overlay; EBC2: class indices)", "folder": "the set's local folder"},
+    None, f"{_NASA}/benchmark_segmentation_data/", "MIT",
+    "Stuckner et al., Microstructure segmentation with deep learning encoders pre-trained on a large microscopy "
+    "dataset, npj Comput. Mater. 8, 200 (2022)",
+    options={"material": "Super2 (default) or EBC2"})
+def _load_nasa_segmentation(material: str = "Super2") -> pd.DataFrame:
+    _check_choice("material", material, ("Super2", "EBC2"))
+    rows = []
+    for url in source_urls(f"{_NASA}/benchmark_segmentation_data/{material}/"):
+        split = url.rsplit("/", 2)[1]
+        if split.endswith("_annot"): continue
+        stem = url.rsplit("/", 1)[1].rsplit(".", 1)[0]
+        masks = [u for u in source_urls(f"{_NASA}/benchmark_segmentation_data/{material}/{split}_annot/{stem}")
+                 if u.rsplit("/", 1)[1].rsplit(".", 1)[0] in (stem, stem + "_mask")]
+        image, mask = fetch_source(url), fetch_source(masks[0])
+        rows.append(dict(split=split, image=image, mask=mask, folder=image.parent.parent))
+    return pd.DataFrame(rows)
+
 # %% ../nbs/01_data.ipynb #c057
 @register_dataset(
     "sofc_exp_corpus", "download", "SOFC-Exp corpus: 45 open-access papers on solid oxide fuel cells (full text)",

@@ -262,8 +262,10 @@ def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int =
 
 
 # %% ../nbs/94_jobs.ipynb #c032
-def train_unet(out: Path, epochs: int, images: int = 320, lattice: bool = False, seed: int = 0, progress: bool = True) -> dict:
-    "A U-Net on fresh simulated STEM images: WSe2 with dopants and vacancies, or (`lattice`) generic lattices of columns."
+def train_unet(out: Path, epochs: int, images: int = 320, lattice: bool = False, seed: int = 0, progress: bool = True,
+               data=None, classes: str | None = None, crop: int = 256) -> dict:
+    "A U-Net on fresh simulated STEM images (WSe2, or `lattice`), or on a folder of labelled images (`data`, `classes`)."
+    if data is not None: return _train_unet_folder(out, epochs, data, classes, crop, seed, progress)
     from matdl_nb.micrographs import LATTICE_CLASSES, STEM_CLASSES, LatticeSimulator, STEMSimulator, plot_mask
     from matdl_nb.microscopy import (confusion, evaluate_segmentation, predict_probabilities, segmentation_dataloaders,
                                      segmentation_learner, segmentation_scores)
@@ -296,6 +298,41 @@ def train_unet(out: Path, epochs: int, images: int = 320, lattice: bool = False,
     return _finish(out, dict(kind="unet", data=f"{images} simulated {'lattice' if lattice else 'WSe2'} images (seed {seed})",
                              classes=list(classes), epochs=epochs, seed=seed), metrics)
 
+# %% ../nbs/94_jobs.ipynb #c032b
+def _train_unet_folder(out: Path, epochs: int, data, classes: str | None = None, crop: int = 256, seed: int = 0,
+                       progress: bool = True) -> dict:
+    "A U-Net on a folder of the user's labelled images (`matdl_nb.segmentation`), checked on its validation images."
+    from matdl_nb.segmentation import (entropy_map, folder_dataloaders, folder_learner, forest_predict, forest_segmenter,
+                                       iou_table, predict_tiled, segmentation_folder, training_split)
+    from matdl_nb.segmentation import FolderError
+    from matdl_nb.train import save_model
+    try:
+        train, valid = training_split(segmentation_folder(data, classes))
+    except FolderError as err:
+        raise JobError(str(err)) from None
+    crop = min(crop, *(min(im.shape) for im in train.images))
+    crop -= crop % 8
+    seed_everything(seed)
+    dls = folder_dataloaders(train, valid, crops_per_epoch=64, crop=crop, batch_size=8, seed=seed)
+    learn = folder_learner(dls, width=16, depth=3, dropout=0.1)
+    with _fitting(learn, progress): learn.fit_one_cycle(epochs, 3e-3)
+    save_model(learn.model, out, extra=dict(classes=train.classes))
+    probs = [predict_tiled(learn.model, im, tile=crop, mc_samples=8) for im in valid.images]
+    predicted = [p.argmax(0) for p in probs]
+    forest = forest_segmenter(train, pixels_per_image=20_000, n_estimators=50, seed=seed)
+    unet, baseline = iou_table(valid.masks, predicted, train.classes), iou_table(valid.masks, [forest_predict(forest, im) for im in valid.images], train.classes)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+    axes[0].imshow(valid.images[0], cmap="gray"); axes[0].set_title(valid.names[0])
+    for ax, (title, mask) in zip(axes[1:], (("truth", valid.masks[0]), ("U-Net", predicted[0]))):
+        ax.imshow(mask, cmap="viridis", vmin=0, vmax=len(train.classes) - 1); ax.set_title(title)
+    for ax in axes: ax.set_axis_off()
+    metrics = dict(valid_images=len(valid), pixel_accuracy=unet["pixel_accuracy"], mean_iou=unet["mean_iou"],
+                   **{k: v for k, v in unet.items() if k.startswith("iou ")}, forest_mean_iou=baseline["mean_iou"],
+                   figure=_save_figure(fig, out / "segmentation.png"))
+    valid_entropy = [float(entropy_map(p).mean()) for p in probs]  # what `matdl predict` compares new images with
+    return _finish(out, dict(kind="unet", source="folder", data=str(data), classes=train.classes, crop=crop, epochs=epochs,
+                             seed=seed, train_images=len(train), valid_entropy=valid_entropy), metrics)
+
 # %% ../nbs/94_jobs.ipynb #c040
 def train_job(
     kind: str,  # one of MODEL_KINDS
@@ -307,12 +344,13 @@ def train_job(
     overwrite: bool = False,  # replace a model already in `out`
     progress: bool = True,
     processes: int = 1,  # train data-parallel in this many processes on this machine (torchrun; one per GPU on a GPU node)
-    **settings,  # formula_col (formulas), crystals (xrd), images and lattice (unet), seed
+    **settings,  # formula_col (formulas), crystals (xrd), images and lattice (unet), classes and crop (unet --data), seed
 ) -> dict:
     "Train one kind of model and write its folder: weights and init arguments, job.json, metrics.json and a plot."
     from matdl_nb.scale import world
     if kind not in MODEL_KINDS: raise JobError(f"unknown model kind {kind!r}; the kinds are {', '.join(MODEL_KINDS)}")
     learns, default_epochs = MODEL_KINDS[kind]
+    if kind == "unet" and data is not None and epochs is None: epochs = 40  # a folder of the user's images: the notebook's epochs
     if learns in ("formulas", "structures") and (data is None or target is None):
         raise JobError(f"{kind} learns from {learns}: give the data (a dataset name, a CSV{' or a folder' if learns == 'structures' else ''}) "
                        "and the target column")
@@ -334,7 +372,7 @@ def train_job(
         if learns == "formulas": return train_composition(kind, data, target, out, epochs, **common, **settings)
         if learns == "structures": return train_structures(kind, data, target, out, epochs, **common, **settings)
         if kind == "xrd": return train_xrd(out, epochs, progress=progress, **settings)
-        return train_unet(out, epochs, progress=progress, **settings)
+        return train_unet(out, epochs, progress=progress, data=data, **settings)
     except BaseException:
         if created: shutil.rmtree(out, ignore_errors=True)  # no half-written model folder is left behind
         raise
@@ -471,6 +509,7 @@ def _predict_images(model_dir: Path, job: dict, inputs: Sequence[str], failed: l
     from matdl_nb.micrographs import load_image
     from matdl_nb.microscopy import find_columns, predict_probabilities, standardise
     from matdl_nb.train import load_model
+    if job.get("source") == "folder": return _predict_masks(model_dir, job, inputs, failed, out)  # the user's own labels
     model, rows = load_model(model_dir), []
     for name, image in _each(inputs, load_image, failed):
         found = find_columns(predict_probabilities(model, standardise(image)), classes=job["classes"])
@@ -483,6 +522,37 @@ def _predict_images(model_dir: Path, job: dict, inputs: Sequence[str], failed: l
             for k, (cls, group) in enumerate(found.groupby("class_name")): ax.scatter(group.x_px, group.y_px, s=12, label=cls, color=f"C{k}")
             ax.legend(fontsize=7, loc="lower right"); _save_figure(fig, out / f"{stem}-columns.png")
         rows.append({"file": name, **found.class_name.value_counts().reindex(job["classes"][1:], fill_value=0).to_dict()})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/94_jobs.ipynb #c054c
+def _predict_masks(model_dir: Path, job: dict, inputs: Sequence[str], failed: list, out: Path | None = None) -> pd.DataFrame:
+    "A folder-trained U-Net on images: per image the area fraction of each class, its objects, and how unsure it is."
+    from matdl_nb.micrographs import load_image
+    from matdl_nb.segmentation import area_fractions, object_table, segment_image, unlike_training
+    from matdl_nb.train import load_model
+    model, classes, rows = load_model(model_dir), job["classes"], []
+    if out is not None: out.mkdir(parents=True, exist_ok=True)
+    for name, image in _each(inputs, load_image, failed):
+        mask, entropy = segment_image(model, image, mc_samples=8, tile=job.get("crop", 256))
+        row = {"file": name, **{f"fraction {c}": v for c, v in area_fractions(mask, classes).items()}}
+        for k, c in enumerate(classes[1:], 1):
+            objects = object_table(mask, k)
+            row[f"objects {c}"], row[f"mean diameter {c} (px)"] = len(objects), objects.equivalent_diameter.mean()
+            if out is not None: objects.assign(class_name=c).to_csv(out / f"{Path(name).stem}-{c}-objects.csv", index=False)
+        row["mean entropy"] = float(entropy.mean())
+        row["unlike training"] = unlike_training(row["mean entropy"], job["valid_entropy"])
+        if out is not None:
+            import imageio.v3 as iio
+            stem = Path(name).stem
+            iio.imwrite(out / f"{stem}-mask.png", mask.astype(np.uint8))
+            fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+            axes[0].imshow(image, cmap="gray"); axes[0].imshow(np.ma.masked_equal(mask, 0), cmap="viridis", alpha=0.45,
+                                                                vmin=0, vmax=len(classes) - 1)
+            axes[0].set_title(f"{stem}: classes over the image")
+            shown = axes[1].imshow(entropy, cmap="magma"); axes[1].set_title("uncertainty (entropy, nats)")
+            fig.colorbar(shown, ax=axes[1]); [ax.set_axis_off() for ax in axes]
+            _save_figure(fig, out / f"{stem}-overlay.png")
+        rows.append(row)
     return pd.DataFrame(rows)
 
 # %% ../nbs/94_jobs.ipynb #c056
