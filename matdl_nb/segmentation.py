@@ -19,14 +19,14 @@ from torch.utils.data import Dataset
 
 from .micrographs import IMAGE_FORMATS, ImageReadError, load_image
 from .microscopy import (SegmentationLoss, SegmentationMetric, UNet, class_weights, confusion, dihedral,
-                                 pad_to_multiple, segmentation_scores)
+                                 pad_to_multiple, segmentation_scores, standardise)
 
 # %% auto #0
 __all__ = ['MASK_MARKS', 'MASK_FOLDERS', 'SUPER2_CLASSES', 'EBC2_CLASSES', 'FolderError', 'parse_classes', 'read_array',
-           'pair_folder', 'mask_classes', 'LabelledImages', 'standardise_image', 'segmentation_folder', 'nasa_sets',
-           'training_split', 'segment_image', 'pixel_features', 'forest_segmenter', 'forest_predict', 'otsu_segmenter',
-           'otsu_predict', 'iou_table', 'RandomCrops', 'folder_dataloaders', 'folder_learner', 'predict_tiled',
-           'area_fractions', 'object_table', 'entropy_map', 'unlike_training']
+           'pair_folder', 'mask_classes', 'LabelledImages', 'segmentation_folder', 'nasa_sets', 'training_split',
+           'segment_image', 'pixel_features', 'forest_segmenter', 'forest_predict', 'otsu_segmenter', 'otsu_predict',
+           'iou_table', 'RandomCrops', 'folder_dataloaders', 'folder_learner', 'predict_tiled', 'area_fractions',
+           'object_table', 'entropy_map', 'unlike_training']
 
 # %% ../nbs/42_segmentation.ipynb #s011
 class FolderError(ValueError):
@@ -165,11 +165,6 @@ class LabelledImages:
         return counts / counts.sum()
 
 
-def standardise_image(image: np.ndarray) -> np.ndarray:
-    "Zero mean, unit variance (per image): brightness and contrast of each micrograph set aside."
-    return ((image - image.mean()) / (image.std() or 1.0)).astype(np.float32)
-
-
 def segmentation_folder(
     folder: str | Path,  # images and masks paired by name (see `pair_folder`)
     classes: str | dict | None = None,  # colour masks: 'name=#rrggbb,...'; index masks: optional names for 1, 2, ...
@@ -187,7 +182,8 @@ def segmentation_folder(
             if mask.shape != image.shape:
                 raise FolderError(f"{mask_path.name}: mask of {mask.shape[0]}x{mask.shape[1]} pixels for an image of "
                                   f"{image.shape[0]}x{image.shape[1]} ({image_path.name}).")
-            images.append(standardise_image(image)); masks.append(mask); n_classes = max(n_classes, int(mask.max()) + 1)
+            images.append(standardise(image))  # microscopy's: zero mean, unit variance
+            masks.append(mask); n_classes = max(n_classes, int(mask.max()) + 1)
         out[split] = LabelledImages(images, masks, [p.name for p, _ in pairs], [])
     if colours: class_names = ["background", *colours]
     elif names: class_names = ["background", *names]
@@ -225,7 +221,7 @@ def segment_image(
     tile: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
     "(class mask `[H, W]`, entropy map `[H, W]`) of one image by a folder-trained U-Net."
-    probs = predict_tiled(model, standardise_image(np.asarray(image, np.float32)), tile=tile, mc_samples=mc_samples)
+    probs = predict_tiled(model, standardise(image), tile=tile, mc_samples=mc_samples)
     return probs.argmax(0), entropy_map(probs)
 
 # %% ../nbs/42_segmentation.ipynb #s024
