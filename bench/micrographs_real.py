@@ -5,14 +5,17 @@ For each set, Super2 (a nickel superalloy: two kinds of precipitate on a matrix,
 environmental barrier coating: oxide and cracks on a background, index masks):
 1. the U-Net of `matdl_nb.segmentation` trained on the four training images (random crops, dihedral, brightness,
    contrast and noise augmentation, class-weighted cross-entropy + Dice), the epoch with the best validation mean IoU
-   kept (whole validation images);
+   kept (whole validation images); EBC2 at half scale with one more level (its oxide is a layer a few hundred pixels
+   thick: a crop must see the layers beside it), Super2 at full scale (its small precipitates are a few pixels);
+   predictions averaged over the eight symmetries of the square;
 2. the forest (scikit-image multiscale filter features, scikit-learn random forest on labelled pixels of the same
    training images) and Otsu's (multi-)threshold with the training masks' brightness order;
 3. all three on the test images (Super2 also on `different_test`: other alloys and imaging conditions): IoU of each
    annotated class and their mean (background left out), and the absolute error of each image's predicted area
-   fraction of each annotated class, averaged.
+   fraction of each annotated class, averaged;
+4. whether `unlike_training` (mean MC-dropout entropy above twice the largest validation image's) flags test images.
 
-    python bench/micrographs_real.py                 # both sets (2 CPU cores: about half an hour)
+    python bench/micrographs_real.py                 # both sets (2 CPU cores: about 25 minutes)
     python bench/micrographs_real.py --quick         # a smoke test: one epoch, small crops
     python bench/micrographs_real.py --out bench/results/micrographs_real
 
@@ -29,8 +32,11 @@ import torch
 
 from _common import Log
 from matdl_nb.core import seed_everything
-from matdl_nb.segmentation import (area_fractions, folder_dataloaders, folder_learner, forest_predict, forest_segmenter,
-                                   iou_table, nasa_sets, otsu_predict, otsu_segmenter, predict_tiled)
+from matdl_nb.segmentation import (area_fractions, folder_dataloaders, folder_learner, forest_predict,
+                                   forest_segmenter, iou_table, nasa_sets, otsu_predict, otsu_segmenter,
+                                   rescaled, segment_image, unlike_training)
+
+SETTINGS = {"Super2": dict(scale=1.0, depth=3), "EBC2": dict(scale=0.5, depth=4)}  # per set: image scale, U-Net levels
 
 
 def score(truth, predicted, classes) -> dict:
@@ -59,15 +65,18 @@ def main(argv=None):
     log, start = Log(__file__, argv), time.time()
     log(f"\nU-Net: {args.epochs} epochs of {args.crops} random {args.crop} x {args.crop} crops, one-cycle at {args.lr}; forest: "
         f"{args.trees} trees on {args.pixels:,} labelled pixels per training image; seed {args.seed}")
-    rows, minutes = [], {}
+    rows, minutes, flags = [], {}, {}
     for material in args.sets:
         t0 = time.time()
         sets = nasa_sets(material)
         classes = sets["train"].classes
+        scale, depth = SETTINGS[material]["scale"], SETTINGS[material]["depth"]
+        epochs = args.epochs
         seed_everything(args.seed)
-        dls = folder_dataloaders(sets["train"], sets["val"], crops_per_epoch=args.crops, crop=args.crop, batch_size=8, seed=args.seed)
-        learn = folder_learner(dls, width=16, depth=3, dropout=0.1)
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(args.epochs, args.lr)
+        dls = folder_dataloaders(rescaled(sets["train"], scale), rescaled(sets["val"], scale), crops_per_epoch=args.crops,
+                                 crop=args.crop, batch_size=8, depth=depth, seed=args.seed)
+        learn = folder_learner(dls, width=16, depth=depth, dropout=0.1)
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, args.lr)
         history = pd.DataFrame(learn.recorder.values, columns=learn.recorder.metric_names[1:-1])
         best = int(history.mean_iou.idxmax())
         unet_minutes = (time.time() - t0) / 60
@@ -75,11 +84,20 @@ def main(argv=None):
         forest = forest_segmenter(sets["train"], pixels_per_image=args.pixels, n_estimators=args.trees, seed=args.seed)
         otsu = otsu_segmenter(sets["train"])
         forest_minutes = (time.time() - t1) / 60
-        log(f"\n## {material}\n\n{sets['train']}\nU-Net trained in {unet_minutes:.1f} min (best validation mean IoU "
-            f"{history.mean_iou.max():.3f} at epoch {best + 1} of {args.epochs}, kept); forest in {forest_minutes:.1f} min")
+        log(f"\n## {material}\n\n{sets['train']}\nU-Net ({depth} levels, images at scale {scale}) trained in "
+            f"{unet_minutes:.1f} min (best validation mean IoU {history.mean_iou.max():.3f} at epoch {best + 1} of "
+            f"{epochs}, kept); forest in {forest_minutes:.1f} min")
+        unsure = lambda im, **kw: float(segment_image(learn.model, im, mc_samples=8, tile=args.crop, scale=scale, **kw)[1].mean())
+        valid_entropy = [unsure(im) for im in sets["val"].images]
         for split in [s for s in ("test", "different_test") if s in sets]:
             data = sets[split]
-            predictions = {"U-Net": [predict_tiled(learn.model, im, tile=args.crop).argmax(0) for im in data.images],
+            entropies = [unsure(im) for im in data.images]
+            flagged = [unlike_training(e, valid_entropy) for e in entropies]
+            log(f"{material} {split}: {sum(flagged)} of {len(flagged)} images flagged unlike training (mean entropy "
+                f"{', '.join(f'{e:.3f}' for e in entropies)}; validation images at most {max(valid_entropy):.3f})")
+            flags[f"{material} {split}"] = [int(sum(flagged)), len(flagged)]
+            predictions = {"U-Net": [segment_image(learn.model, im, mc_samples=0, tile=args.crop, scale=scale, tta=True)[0]
+                                     for im in data.images],
                            "forest": [forest_predict(forest, im) for im in data.images],
                            "Otsu": [otsu_predict(otsu, im) for im in data.images]}
             for model, predicted in predictions.items():
@@ -101,7 +119,8 @@ def main(argv=None):
         f"{torch.get_num_threads()} torch threads")
     log("RESULT " + " ".join(f"{k}={v:.4f}" for k, v in result.items()))
     log.save(args.out, dict(table=rows, result=result, minutes=round(elapsed / 60, 1), epochs=args.epochs, crops=args.crops,
-                            crop=args.crop, seed=args.seed, quick=args.quick))
+                            crop=args.crop, seed=args.seed, quick=args.quick,
+                            flagged_unlike_training=flags, settings=SETTINGS))
 
 
 if __name__ == "__main__":

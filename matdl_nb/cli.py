@@ -141,7 +141,8 @@ def _xrd_classify(args) -> int:
 
 # %% ../nbs/92_cli.ipynb #c0134
 _KIND_SETTINGS = {"formula_col": ("elemnet", "irnet", "rf"), "crystals": ("xrd",), "measured": ("xrd",), "samples": ("xrd",),
-                  "images": ("unet",), "lattice": ("unet",), "classes": ("unet",), "crop": ("unet",)}
+                  "images": ("unet",), "lattice": ("unet",), "classes": ("unet",), "crop": ("unet",),
+                  "scale": ("unet",)}
 
 
 def _train(args) -> None:
@@ -157,8 +158,8 @@ def _train(args) -> None:
         raise CLIError("unet learns masks, not a column: --data FOLDER of images and masks, without --target")
     if learns not in ("formulas", "structures") and args.kind != "unet" and (args.data or args.target):
         raise CLIError(f"{args.kind} trains on generated data: --data and --target are not for it")
-    if args.kind == "unet" and (args.classes or args.crop) and not args.data:
-        raise CLIError("--classes and --crop are for a folder of labelled images: give --data FOLDER too")
+    if args.kind == "unet" and (args.classes or args.crop or args.scale) and not args.data:
+        raise CLIError("--classes, --crop and --scale are for a folder of labelled images: give --data FOLDER too")
     settings = {k: getattr(args, k) for k in _KIND_SETTINGS if getattr(args, k) not in (None, False)}
     for key in settings:
         if args.kind not in _KIND_SETTINGS[key]:
@@ -207,6 +208,8 @@ def _job_parsers(jobs) -> None:
     train.add_argument("--classes", help="unet --data: class names ('oxide,crack') for index masks, or NAME=#RRGGBB pairs "
                        "('precipitate=#0000ff,carbide=#ff0000') for colour masks")
     train.add_argument("--crop", type=int, help="unet --data: training crop size in pixels (default 256)")
+    train.add_argument("--scale", type=float, help="unet --data: train and predict on images resized by this factor (0.5: "
+                       "a crop sees four times the area, for features large against the crop; default 1)")
     train.add_argument("--option", action="append", metavar="KEY=VALUE", help="a loader option of a registered dataset")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace a model already in the folder")

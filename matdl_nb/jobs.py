@@ -263,9 +263,9 @@ def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int =
 
 # %% ../nbs/94_jobs.ipynb #c032
 def train_unet(out: Path, epochs: int, images: int = 320, lattice: bool = False, seed: int = 0, progress: bool = True,
-               data=None, classes: str | None = None, crop: int = 256) -> dict:
+               data=None, classes: str | None = None, crop: int = 256, scale: float = 1.0) -> dict:
     "A U-Net on fresh simulated STEM images (WSe2, or `lattice`), or on a folder of labelled images (`data`, `classes`)."
-    if data is not None: return _train_unet_folder(out, epochs, data, classes, crop, seed, progress)
+    if data is not None: return _train_unet_folder(out, epochs, data, classes, crop, seed, progress, scale)
     from matdl_nb.micrographs import LATTICE_CLASSES, STEM_CLASSES, LatticeSimulator, STEMSimulator, plot_mask
     from matdl_nb.microscopy import (confusion, evaluate_segmentation, predict_probabilities, segmentation_dataloaders,
                                      segmentation_learner, segmentation_scores)
@@ -300,16 +300,18 @@ def train_unet(out: Path, epochs: int, images: int = 320, lattice: bool = False,
 
 # %% ../nbs/94_jobs.ipynb #c032b
 def _train_unet_folder(out: Path, epochs: int, data, classes: str | None = None, crop: int = 256, seed: int = 0,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, scale: float = 1.0) -> dict:
     "A U-Net on a folder of the user's labelled images (`matdl_nb.segmentation`), checked on its validation images."
     from matdl_nb.segmentation import (entropy_map, folder_dataloaders, folder_learner, forest_predict, forest_segmenter,
-                                       iou_table, predict_tiled, segmentation_folder, training_split)
+                                       iou_table, predict_tiled, rescaled, segmentation_folder, training_split)
     from matdl_nb.segmentation import FolderError
     from matdl_nb.train import save_model
     try:
         train, valid = training_split(segmentation_folder(data, classes))
     except FolderError as err:
         raise JobError(str(err)) from None
+    if not 0.05 <= scale <= 4: raise JobError(f"scale={scale}: give a factor between 0.05 and 4 (0.5 halves the images)")
+    train, valid = rescaled(train, scale), rescaled(valid, scale)
     crop = min(crop, *(min(im.shape) for im in train.images))
     crop -= crop % 8
     seed_everything(seed)
@@ -331,7 +333,7 @@ def _train_unet_folder(out: Path, epochs: int, data, classes: str | None = None,
                    figure=_save_figure(fig, out / "segmentation.png"))
     valid_entropy = [float(entropy_map(p).mean()) for p in probs]  # what `matdl predict` compares new images with
     return _finish(out, dict(kind="unet", source="folder", data=str(data), classes=train.classes, crop=crop, epochs=epochs,
-                             seed=seed, train_images=len(train), valid_entropy=valid_entropy), metrics)
+                             seed=seed, train_images=len(train), valid_entropy=valid_entropy, scale=scale), metrics)
 
 # %% ../nbs/94_jobs.ipynb #c040
 def train_job(
@@ -344,7 +346,7 @@ def train_job(
     overwrite: bool = False,  # replace a model already in `out`
     progress: bool = True,
     processes: int = 1,  # train data-parallel in this many processes on this machine (torchrun; one per GPU on a GPU node)
-    **settings,  # formula_col (formulas), crystals (xrd), images and lattice (unet), classes and crop (unet --data), seed
+    **settings,  # formula_col (formulas), crystals (xrd), images and lattice (unet), classes, crop and scale (unet --data), seed
 ) -> dict:
     "Train one kind of model and write its folder: weights and init arguments, job.json, metrics.json and a plot."
     from matdl_nb.scale import world
@@ -533,11 +535,13 @@ def _predict_masks(model_dir: Path, job: dict, inputs: Sequence[str], failed: li
     model, classes, rows = load_model(model_dir), job["classes"], []
     if out is not None: out.mkdir(parents=True, exist_ok=True)
     for name, image in _each(inputs, load_image, failed):
-        mask, entropy = segment_image(model, image, mc_samples=8, tile=job.get("crop", 256))
+        mask, entropy = segment_image(model, image, mc_samples=8, tile=job.get("crop", 256), scale=job.get("scale", 1.0))
         row = {"file": name, **{f"fraction {c}": v for c, v in area_fractions(mask, classes).items()}}
+        sizes = {}  # class -> equivalent diameters of its objects, for the histogram
         for k, c in enumerate(classes[1:], 1):
             objects = object_table(mask, k)
             row[f"objects {c}"], row[f"mean diameter {c} (px)"] = len(objects), objects.equivalent_diameter.mean()
+            sizes[c] = objects.equivalent_diameter.to_numpy()
             if out is not None: objects.assign(class_name=c).to_csv(out / f"{Path(name).stem}-{c}-objects.csv", index=False)
         row["mean entropy"] = float(entropy.mean())
         row["unlike training"] = unlike_training(row["mean entropy"], job["valid_entropy"])
@@ -545,12 +549,16 @@ def _predict_masks(model_dir: Path, job: dict, inputs: Sequence[str], failed: li
             import imageio.v3 as iio
             stem = Path(name).stem
             iio.imwrite(out / f"{stem}-mask.png", mask.astype(np.uint8))
-            fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+            fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
             axes[0].imshow(image, cmap="gray"); axes[0].imshow(np.ma.masked_equal(mask, 0), cmap="viridis", alpha=0.45,
                                                                 vmin=0, vmax=len(classes) - 1)
             axes[0].set_title(f"{stem}: classes over the image")
             shown = axes[1].imshow(entropy, cmap="magma"); axes[1].set_title("uncertainty (entropy, nats)")
-            fig.colorbar(shown, ax=axes[1]); [ax.set_axis_off() for ax in axes]
+            fig.colorbar(shown, ax=axes[1]); [ax.set_axis_off() for ax in axes[:2]]
+            for c, d in sizes.items():
+                if len(d): axes[2].hist(d, bins=min(30, max(5, len(d) // 3)), alpha=0.6, label=f"{c} ({len(d)})")
+            axes[2].set(xlabel="equivalent diameter (px)", ylabel="objects", title="object sizes")
+            if any(len(d) for d in sizes.values()): axes[2].legend()
             _save_figure(fig, out / f"{stem}-overlay.png")
         rows.append(row)
     return pd.DataFrame(rows)

@@ -24,9 +24,9 @@ from .microscopy import (SegmentationLoss, SegmentationMetric, UNet, class_weigh
 # %% auto #0
 __all__ = ['MASK_MARKS', 'MASK_FOLDERS', 'SUPER2_CLASSES', 'EBC2_CLASSES', 'FolderError', 'parse_classes', 'read_array',
            'pair_folder', 'mask_classes', 'LabelledImages', 'segmentation_folder', 'nasa_sets', 'training_split',
-           'segment_image', 'pixel_features', 'forest_segmenter', 'forest_predict', 'otsu_segmenter', 'otsu_predict',
-           'iou_table', 'RandomCrops', 'folder_dataloaders', 'folder_learner', 'predict_tiled', 'area_fractions',
-           'object_table', 'entropy_map', 'unlike_training']
+           'rescaled', 'segment_image', 'pixel_features', 'forest_segmenter', 'forest_predict', 'otsu_segmenter',
+           'otsu_predict', 'iou_table', 'RandomCrops', 'folder_dataloaders', 'folder_learner', 'predict_tiled',
+           'area_fractions', 'object_table', 'entropy_map', 'unlike_training']
 
 # %% ../nbs/42_segmentation.ipynb #s011
 class FolderError(ValueError):
@@ -215,13 +215,28 @@ def training_split(sets: dict[str, LabelledImages], valid_frac: float = 0.25) ->
     return part(slice(0, len(data) - n)), part(slice(len(data) - n, None))
 
 
+def rescaled(data: LabelledImages, scale: float) -> LabelledImages:
+    "The images resized by `scale` (anti-aliased, standardised again) and their masks by nearest neighbour."
+    from skimage.transform import rescale
+    if scale == 1: return data
+    images = [standardise(rescale(im, scale, anti_aliasing=scale < 1).astype(np.float32)) for im in data.images]
+    masks = [rescale(m, scale, order=0, preserve_range=True, anti_aliasing=False).astype(m.dtype) for m in data.masks]
+    return LabelledImages(images, masks, data.names, data.classes)
+
+
 def segment_image(
     model, image: np.ndarray,  # a raw grey image (standardised here)
     mc_samples: int = 8,  # Monte-Carlo dropout passes (0: one plain pass)
     tile: int = 256,
+    scale: float = 1.0,  # the scale the model was trained at (`rescaled`); its answer is resized back to the image
+    tta: bool = False,  # average over the eight symmetries of the square (`predict_tiled`)
 ) -> tuple[np.ndarray, np.ndarray]:
     "(class mask `[H, W]`, entropy map `[H, W]`) of one image by a folder-trained U-Net."
-    probs = predict_tiled(model, standardise(image), tile=tile, mc_samples=mc_samples)
+    from skimage.transform import rescale, resize
+    x = standardise(image)
+    if scale != 1: x = standardise(rescale(x, scale, anti_aliasing=scale < 1).astype(np.float32))
+    probs = predict_tiled(model, x, tile=tile, mc_samples=mc_samples, tta=tta)
+    if scale != 1: probs = resize(probs, (probs.shape[0], *np.shape(image)), order=1)
     return probs.argmax(0), entropy_map(probs)
 
 # %% ../nbs/42_segmentation.ipynb #s024
@@ -350,17 +365,17 @@ def folder_dataloaders(
 def folder_learner(
     dls,  # from `folder_dataloaders`
     dice: float = 1.0,
-    keep_best: bool = True,  # keep the epoch with the best validation mean IoU (fastai's SaveModelCallback)
+    keep_best: bool = True,  # keep the epoch with the best validation mean IoU (in memory: `train.KeepBestCallback`)
     **unet,  # depth, width, dropout
 ):
     "A fastai `Learner`: U-Net, class-weighted cross-entropy + Dice (weights from the training masks), mean IoU."
     from fastai.learner import Learner
-    from fastai.callback.tracker import SaveModelCallback
     from matdl_nb.core import cache_root
+    from matdl_nb.train import KeepBestCallback
     n_classes = len(dls.classes)
     weights = class_weights(np.concatenate([m.ravel() for m in dls.train_masks]), n_classes)
     model = UNet(in_channels=1, n_classes=n_classes, **unet)
-    cbs = [SaveModelCallback(monitor="mean_iou", comp=np.greater, fname="best_unet", with_opt=False)] if keep_best else []
+    cbs = [KeepBestCallback(monitor="mean_iou", comp=np.greater)] if keep_best else []
     return Learner(dls, model, loss_func=SegmentationLoss(weights, dice=dice), path=cache_root() / "learners",
                    metrics=[SegmentationMetric(n_classes, "pixel_accuracy"), SegmentationMetric(n_classes, "mean_iou")],
                    cbs=cbs)
@@ -380,9 +395,18 @@ def predict_tiled(
     overlap: int = 64,
     mc_samples: int = 0,  # >0: Monte-Carlo dropout, this many passes, averaged
     batch_size: int = 4,
+    tta: bool = False,  # test-time augmentation: the average over the eight symmetries of the square
 ) -> np.ndarray:
     "Class probabilities `[n_classes, H, W]` of an image of any size, from overlapping tiles blended by weight."
     image = np.asarray(image, np.float32)
+    if tta:  # predict each turned / mirrored copy, turn the answer back, average
+        total = 0
+        for k in range(4):
+            for flip in (False, True):
+                x = np.rot90(image, k)[:, ::-1] if flip else np.rot90(image, k)
+                p = predict_tiled(model, np.ascontiguousarray(x), tile, overlap, mc_samples, batch_size)
+                total = total + np.rot90(p[:, :, ::-1] if flip else p, -k, axes=(1, 2))
+        return total / 8
     multiple = 2 ** model.init_args["depth"]
     tile = min(tile, *[s + (-s % multiple) for s in image.shape])
     tile -= tile % multiple

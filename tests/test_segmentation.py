@@ -76,10 +76,11 @@ def test_train_and_predict_a_folder_from_the_command_line(tmp_path):
         (folder / "images").mkdir(parents=True, exist_ok=True); (folder / "masks").mkdir(exist_ok=True)
         iio.imwrite(folder / "images" / f"p{k}.png", image); iio.imwrite(folder / "masks" / f"p{k}.png", mask)
     done = matdl("train", "unet", "--data", folder, "--classes", "particle", "--epochs", "2", "--crop", "32",
-                 "--out", tmp_path / "model", "--no-progress")
+                 "--scale", "0.5", "--out", tmp_path / "model", "--no-progress")
     assert done.returncode == 0, done.stderr
     job = json.loads((tmp_path / "model" / "job.json").read_text())
     assert job["source"] == "folder" and job["classes"] == ["background", "particle"] and len(job["valid_entropy"]) == 1
+    assert job["scale"] == 0.5  # trained on halved images; `matdl predict` halves, predicts, and resizes the mask back
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert 0 <= metrics["mean_iou"] <= 1 and "forest_mean_iou" in metrics
     new, _ = particles(9)
@@ -94,6 +95,8 @@ def test_train_and_predict_a_folder_from_the_command_line(tmp_path):
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"new-mask.png", "new-overlay.png", "new-particle-objects.csv", "predictions.csv"} <= written
     assert iio.imread(tmp_path / "out" / "new-mask.png").shape == new.shape
+    overlay = iio.imread(tmp_path / "out" / "new-overlay.png")
+    assert overlay.shape[1] > 2.5 * overlay.shape[0]  # three panels: classes, uncertainty, object sizes
 
 
 def test_bad_folders_give_one_line(tmp_path):
