@@ -71,12 +71,11 @@ def main(argv=None):
         sets = nasa_sets(material)
         classes = sets["train"].classes
         scale, depth = SETTINGS[material]["scale"], SETTINGS[material]["depth"]
-        epochs = args.epochs
         seed_everything(args.seed)
         dls = folder_dataloaders(rescaled(sets["train"], scale), rescaled(sets["val"], scale), crops_per_epoch=args.crops,
                                  crop=args.crop, batch_size=8, depth=depth, seed=args.seed)
         learn = folder_learner(dls, width=16, depth=depth, dropout=0.1)
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, args.lr)
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(args.epochs, args.lr)
         history = pd.DataFrame(learn.recorder.values, columns=learn.recorder.metric_names[1:-1])
         best = int(history.mean_iou.idxmax())
         unet_minutes = (time.time() - t0) / 60
@@ -86,7 +85,7 @@ def main(argv=None):
         forest_minutes = (time.time() - t1) / 60
         log(f"\n## {material}\n\n{sets['train']}\nU-Net ({depth} levels, images at scale {scale}) trained in "
             f"{unet_minutes:.1f} min (best validation mean IoU {history.mean_iou.max():.3f} at epoch {best + 1} of "
-            f"{epochs}, kept); forest in {forest_minutes:.1f} min")
+            f"{args.epochs}, kept); forest in {forest_minutes:.1f} min")
         unsure = lambda im, **kw: float(segment_image(learn.model, im, mc_samples=8, tile=args.crop, scale=scale, **kw)[1].mean())
         valid_entropy = [unsure(im) for im in sets["val"].images]
         for split in [s for s in ("test", "different_test") if s in sets]:

@@ -215,11 +215,17 @@ def training_split(sets: dict[str, LabelledImages], valid_frac: float = 0.25) ->
     return part(slice(0, len(data) - n)), part(slice(len(data) - n, None))
 
 
+def _rescale_image(image: np.ndarray, scale: float) -> np.ndarray:
+    "A grey image resized by `scale` (anti-aliased when it shrinks) and standardised again."
+    from skimage.transform import rescale
+    return standardise(rescale(image, scale, anti_aliasing=scale < 1).astype(np.float32))
+
+
 def rescaled(data: LabelledImages, scale: float) -> LabelledImages:
-    "The images resized by `scale` (anti-aliased, standardised again) and their masks by nearest neighbour."
+    "The images resized by `scale` (`_rescale_image`) and their masks by nearest neighbour."
     from skimage.transform import rescale
     if scale == 1: return data
-    images = [standardise(rescale(im, scale, anti_aliasing=scale < 1).astype(np.float32)) for im in data.images]
+    images = [_rescale_image(im, scale) for im in data.images]
     masks = [rescale(m, scale, order=0, preserve_range=True, anti_aliasing=False).astype(m.dtype) for m in data.masks]
     return LabelledImages(images, masks, data.names, data.classes)
 
@@ -232,9 +238,8 @@ def segment_image(
     tta: bool = False,  # average over the eight symmetries of the square (`predict_tiled`)
 ) -> tuple[np.ndarray, np.ndarray]:
     "(class mask `[H, W]`, entropy map `[H, W]`) of one image by a folder-trained U-Net."
-    from skimage.transform import rescale, resize
-    x = standardise(image)
-    if scale != 1: x = standardise(rescale(x, scale, anti_aliasing=scale < 1).astype(np.float32))
+    from skimage.transform import resize
+    x = standardise(image) if scale == 1 else _rescale_image(standardise(image), scale)
     probs = predict_tiled(model, x, tile=tile, mc_samples=mc_samples, tta=tta)
     if scale != 1: probs = resize(probs, (probs.shape[0], *np.shape(image)), order=1)
     return probs.argmax(0), entropy_map(probs)
