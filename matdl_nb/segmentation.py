@@ -222,7 +222,7 @@ def _rescale_image(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 def rescaled(data: LabelledImages, scale: float) -> LabelledImages:
-    "The images resized by `scale` (`_rescale_image`) and their masks by nearest neighbour."
+    "The images resized by `scale` (anti-aliased, standardised again) and their masks by nearest neighbour."
     from skimage.transform import rescale
     if scale == 1: return data
     images = [_rescale_image(im, scale) for im in data.images]
