@@ -32,7 +32,8 @@ _EXIT_CODES = {  # 'module.Class' -> exit code, matched along the error's class 
     "matdl_nb.core.DownloadError": 1, "matdl_nb.data.CredentialError": 1, "builtins.ImportError": 1,
     # data a job cannot use
     "matdl_nb.jobs.JobError": 1, "matdl_nb.data.FormulaError": 1, "matdl_nb.composition.UnsupportedElementError": 1,
-    "matdl_nb.micrographs.ImageReadError": 1, "matdl_nb.xrd_measured.PatternError": 1, "matdl_nb.xrd.XRDError": 1}
+    "matdl_nb.micrographs.ImageReadError": 1, "matdl_nb.xrd_measured.PatternError": 1, "matdl_nb.xrd.XRDError": 1,
+    "matdl_nb.zoo.ZooError": 1}
 
 
 def _exit_code(err: BaseException) -> int | None:
@@ -182,9 +183,14 @@ def _report_failures(failed: list, total: int) -> int:
 
 
 def _predict(args) -> int:
+    import pandas as pd
     from matdl_nb.jobs import predict_job
     table = predict_job(args.model, args.inputs, out=args.out)
-    if len(table): print(table.to_markdown(index=False, floatfmt=".4g"))
+    if len(table) and "uncertainty" in table:  # a pretrained ensemble: value ± spread
+        value = table.columns[1]
+        print(pd.DataFrame({"formula": table.formula, value: [f"{v:.3f} ± {u:.3f}" for v, u in zip(table[value], table.uncertainty)]})
+              .to_markdown(index=False))
+    elif len(table): print(table.to_markdown(index=False, floatfmt=".4g"))
     if args.out: print(f"wrote {Path(args.out) / 'predictions.csv'}")
     return _report_failures(table.attrs["failed"], len(table) + len(table.attrs["failed"]))
 
@@ -218,10 +224,35 @@ def _job_parsers(jobs) -> None:
                        help="train data-parallel in N processes on this machine (torchrun; on a GPU node, one per GPU)")
     train.set_defaults(run=_train)
     predict = jobs.add_parser("predict", help="predict with a model folder")
-    predict.add_argument("model", help="a folder written by matdl train")
+    predict.add_argument("model", help="a folder written by matdl train, or a pretrained model's name (matdl models)")
     predict.add_argument("inputs", nargs="+", help="formulas or CSVs; CIF/POSCAR files or folders; .xy patterns; images")
     predict.add_argument("--out", help="a folder for predictions.csv (and the columns found in images)")
     predict.set_defaults(run=_predict)
+
+# %% ../nbs/92_cli.ipynb #c0137
+def _models(args) -> int:
+    from matdl_nb import zoo
+    if args.action == "show":
+        print(zoo.show_card(args.name)); return 0
+    if args.action == "check":
+        import pandas as pd
+        table = pd.DataFrame([zoo.check_card(n) for n in args.names or zoo.names()])
+        print(table.to_markdown(index=False, floatfmt=".4g"))
+        return 0 if table.ok.all() else 1
+    table = zoo.models()
+    print(table.to_markdown(index=False) if len(table) else "no pretrained models shipped: build them with `python bench/zoo.py --all`")
+    return 0
+
+
+def _models_parser(jobs) -> None:
+    "The `models` subcommand: list, show, check the pretrained models."
+    models = jobs.add_parser("models", help="the pretrained models that ship in the package")
+    models.set_defaults(run=_models, action="list")
+    actions = models.add_subparsers(dest="action")
+    actions.add_parser("list", help="one line per model (the default)")
+    actions.add_parser("show", help="a model's card").add_argument("name")
+    check = actions.add_parser("check", help="recheck cards: hashes, example answers, test metric on a fixed sample")
+    check.add_argument("names", nargs="*", help="models to check (default: all)")
 
 # %% ../nbs/92_cli.ipynb #c0132
 def _tour(args) -> None:
@@ -239,7 +270,7 @@ def _tour(args) -> None:
 # %% ../nbs/92_cli.ipynb #c014
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matdl", description="matdl_nb's jobs from a terminal.")
-    jobs = parser.add_subparsers(dest="command", metavar="{tour,train,predict,data,xrd}", required=True)
+    jobs = parser.add_subparsers(dest="command", metavar="{tour,train,predict,models,data,xrd}", required=True)
     tour = jobs.add_parser("tour", help="every topic end to end, offline, with a report folder")
     tour.add_argument("--quick", action="store_true", help="small data and few epochs: about 5 minutes on a 2-core CPU")
     tour.add_argument("--out", default="matdl-tour", help="the report folder (default: matdl-tour)")
@@ -247,6 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     tour.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     tour.set_defaults(run=_tour)
     _job_parsers(jobs)
+    _models_parser(jobs)
     data = jobs.add_parser("data", help="the dataset registry").add_subparsers(dest="action", required=True)
     listing = data.add_parser("list", help="one line per registered dataset")
     listing.add_argument("--kind", choices=("embedded", "download", "online", "system"), help="only datasets of this kind")

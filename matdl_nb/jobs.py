@@ -26,7 +26,7 @@ from .data import load_dataset, random_split, read_structure, structure_format
 # %% auto #0
 __all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'JobError', 'read_table', 'composition_table', 'structure_files', 'structure_table',
            'train_composition', 'train_structures', 'train_xrd', 'train_xrd_measured', 'train_unet', 'train_job',
-           'pattern_on_grid', 'input_errors', 'predict_job']
+           'pattern_on_grid', 'input_errors', 'usable_formulas', 'predict_job']
 
 # %% ../nbs/94_jobs.ipynb #c012
 MODEL_KINDS = {  # kind: (what it learns from, default epochs)
@@ -432,21 +432,27 @@ def _each(items: Sequence, work, failed: list):
         except errors as err: failed.append((str(item), str(err)))
 
 
-def _predict_formulas(model_dir: Path, job: dict, inputs: Sequence[str], failed: list, out: Path | None = None) -> pd.DataFrame:
-    from matdl_nb.composition import ELEMNET_ELEMENTS, element_fractions, magpie_features, predict
+def usable_formulas(inputs: Sequence[str], failed: list, formula_col: str = "formula") -> list[str]:
+    "The formulas in `inputs` (formulas, or CSV files with a formula column) that a composition model can take; each other one goes into `failed`."
+    from matdl_nb.composition import ELEMNET_ELEMENTS
     from matdl_nb.data import parse_composition
-    from matdl_nb.train import load_model
     def formulas_of(name):  # CSV files with a formula column, or formulas themselves
         path = Path(name)
         if path.suffix.lower() == ".csv" or path.is_file():
             table = read_table(path)
-            return list(_column(table, job["formula_col"] if job["formula_col"] in table else "formula", path, "formula").astype(str))
+            return list(_column(table, formula_col if formula_col in table else "formula", path, "formula").astype(str))
         return [name]
     def check(formula):
         unknown = set(map(str, parse_composition(formula).elements)) - set(ELEMNET_ELEMENTS)
         if unknown: raise JobError(f"{formula}: element(s) {', '.join(sorted(unknown))} are not among the model's")
     formulas = [f for _, found in _each(inputs, formulas_of, failed) for f in found]
-    formulas = [f for f, _ in _each(formulas, check, failed)]
+    return [f for f, _ in _each(formulas, check, failed)]
+
+
+def _predict_formulas(model_dir: Path, job: dict, inputs: Sequence[str], failed: list, out: Path | None = None) -> pd.DataFrame:
+    from matdl_nb.composition import element_fractions, magpie_features, predict
+    from matdl_nb.train import load_model
+    formulas = usable_formulas(inputs, failed, job["formula_col"])
     if not formulas: return pd.DataFrame({"formula": [], f"predicted {job['target']}": []})
     if job["kind"] == "rf":
         import joblib
@@ -565,15 +571,19 @@ def _predict_masks(model_dir: Path, job: dict, inputs: Sequence[str], failed: li
 
 # %% ../nbs/94_jobs.ipynb #c056
 def predict_job(
-    model_dir: str | Path,  # a folder written by `train_job`
+    model_dir: str | Path,  # a folder written by `train_job`, or a pretrained model's name (`zoo.names()`)
     inputs: Sequence[str],  # formulas or CSVs; structure files or folders; pattern files; image files (by the model's kind)
     out: str | Path | None = None,  # where to write predictions.csv (and, for images, the columns found)
 ) -> pd.DataFrame:
     "The predictions of a saved model for each input it can use, as a table (also written to `out/predictions.csv`); `table.attrs['failed']` lists (input, reason) for the others."
-    model_dir = Path(model_dir)
-    if not (model_dir / "job.json").is_file(): raise JobError(f"{model_dir}: not a model folder (no job.json); train one with `matdl train`")
-    job = json.loads((model_dir / "job.json").read_text())
+    from matdl_nb import zoo
     if not inputs: raise JobError("nothing to predict: give formulas, a CSV, structure files, patterns or images")
+    if not (Path(model_dir) / "job.json").is_file() and str(model_dir) in zoo.names(): return zoo.predict_table(str(model_dir), inputs, out)
+    model_dir = Path(model_dir)
+    if not (model_dir / "job.json").is_file():
+        raise JobError(f"{model_dir}: not a model folder (no job.json) nor a pretrained model ({', '.join(zoo.names()) or 'none shipped'}); "
+                       "train one with `matdl train`")
+    job = json.loads((model_dir / "job.json").read_text())
     learns = MODEL_KINDS[job["kind"]][0]
     out = Path(out) if out is not None else None
     predictor = {"formulas": _predict_formulas, "structures": _predict_structures, "patterns": _predict_patterns,

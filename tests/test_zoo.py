@@ -1,0 +1,115 @@
+"""The pretrained models that ship in the package: cards, hashes, answers, the command line, the wheel."""
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, requires_mirror
+from matdl_nb import zoo
+from matdl_nb.jobs import JobError, predict_job
+
+SHIPPED = ("formation-energy", "band-gap")  # the models built so far; the issue lists six
+
+
+def matdl(*words, env=None):
+    return subprocess.run([sys.executable, "-c", "import sys; from matdl_nb.cli import main; sys.exit(main())", *map(str, words)],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_the_shipped_models_are_there():
+    assert set(SHIPPED) <= set(zoo.names())
+    assert list(zoo.models().name) == zoo.names()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_says_what_a_user_needs(name):
+    c = zoo.card(name)
+    for key in ("task", "predicts", "units", "summary", "split", "model", "limits", "calibration"): assert c[key], key
+    assert c["data"]["licence"] and c["data"]["citation"] and c["data"]["rows"] > 1000
+    assert c["test"]["rows"] > 500 and c["test"]["value"] > 0 and c["test"]["baseline_value"] > 0
+    assert c["training"]["command"] == f"python bench/zoo.py {name}" and c["training"]["minutes"] > 0
+    assert all(len(f["sha256"]) == 64 for f in c["files"].values()) and len(c["files"]) >= 2
+    text = zoo.show_card(name)
+    assert c["data"]["licence"] in text and "python bench/zoo.py" in text and "limits" in text
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_model_answers_its_cards_examples(name):
+    model = zoo.load(name)  # checks the hashes
+    table = model.predict(list(model.card["examples"]))
+    expected = np.array([v for v, _ in model.card["examples"].values()])
+    np.testing.assert_allclose(table.iloc[:, 1].to_numpy(), expected, atol=1e-4)
+    np.testing.assert_allclose(table.uncertainty.to_numpy(), [u for _, u in model.card["examples"].values()], atol=1e-4)
+    assert (table.uncertainty > 0).all()
+
+
+def test_physics_the_models_should_know():
+    fe = zoo.load("formation-energy").predict(["Al2O3", "NaCl", "Au", "Cu"]).set_index("formula").iloc[:, 0]
+    assert fe["Al2O3"] < -2.5 and fe["NaCl"] < -1.5  # strongly bound oxides and halides
+    assert abs(fe["Au"]) < 0.3 and abs(fe["Cu"]) < 0.3  # an element is its own reference state
+    gap = zoo.load("band-gap").predict(["Cu", "Ag", "SiO2", "LiF"]).set_index("formula").iloc[:, 0]
+    assert (gap >= 0).all() and gap["Cu"] < 0.5 and gap["LiF"] > 4 and gap["SiO2"] > 4
+
+
+def test_weights_fit_the_budget():
+    total = sum(f["bytes"] for n in zoo.names() for f in zoo.card(n)["files"].values())
+    assert total <= 50e6, f"{total / 1e6:.1f} MB of weights; the package allows 50"
+
+
+def test_corrupted_weights_and_unknown_names_give_clear_errors(tmp_path, monkeypatch):
+    copy = tmp_path / "pretrained"
+    shutil.copytree(zoo.ZOO_DIR, copy)
+    with open(copy / "band-gap" / "member-1.pt", "r+b") as f: f.seek(300); f.write(b"\xff\xfe")
+    monkeypatch.setattr(zoo, "ZOO_DIR", copy)
+    with pytest.raises(zoo.ZooError, match=r"member-1\.pt is corrupted"): zoo.load("band-gap")
+    (copy / "formation-energy" / "member-0.pt").unlink()
+    with pytest.raises(zoo.ZooError, match=r"member-0\.pt is missing"): zoo.load("formation-energy")
+    with pytest.raises(zoo.ZooError, match="the shipped models are: band-gap, formation-energy"): zoo.load("formation_energy")
+    with pytest.raises(JobError, match="nor a pretrained model"): predict_job(tmp_path / "nowhere", ["NaCl"])
+
+
+def test_batch_answers_what_it_can_and_names_the_rest(tmp_path):
+    (tmp_path / "mine.csv").write_text("formula,note\nLiFePO4,a\nFe2O3,b\n")
+    table = predict_job("formation-energy", [str(tmp_path / "mine.csv"), "Xx2O3", "NaCl"], out=tmp_path / "out")
+    assert list(table.formula) == ["LiFePO4", "Fe2O3", "NaCl"]
+    assert [item for item, _ in table.attrs["failed"]] == ["Xx2O3"]
+    assert (tmp_path / "out" / "predictions.csv").read_text().count("\n") == 4
+
+
+def test_command_line_lists_shows_and_predicts():
+    listed = matdl("models")
+    assert listed.returncode == 0 and all(n in listed.stdout for n in SHIPPED)
+    shown = matdl("models", "show", "band-gap")
+    assert shown.returncode == 0 and "matbench_expt_gap" in shown.stdout and "SHA-256" in shown.stdout
+    done = matdl("predict", "formation-energy", "LiFePO4", "Fe2O3")
+    assert done.returncode == 0, done.stderr
+    rows = [l for l in done.stdout.splitlines() if l.startswith("| LiFePO4") or l.startswith("| Fe2O3")]
+    assert len(rows) == 2 and all("±" in r for r in rows)
+    wrong = matdl("predict", "formation-energi", "Fe2O3")
+    assert wrong.returncode == 1 and "formation-energy" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert matdl("models", "show", "nope").returncode == 1
+
+
+@requires_mirror
+def test_every_card_is_recomputed_from_its_test_rows():
+    for name in zoo.names():
+        check = zoo.check_card(name)
+        assert check["ok"], check
+
+
+def test_a_built_wheel_carries_the_weights(tmp_path):
+    source = tmp_path / "source"  # a copy: building in the project would leave build/ and egg-info behind
+    shutil.copytree(ROOT / "matdl_nb", source / "matdl_nb", ignore=shutil.ignore_patterns("__pycache__"))
+    for file in ("pyproject.toml", "setup.py", "README.md"): shutil.copy(ROOT / file, source / file)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                           str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    wheel = next((tmp_path / "dist").glob("matdl_nb-*.whl"))
+    inside = set(zipfile.ZipFile(wheel).namelist())
+    for name in zoo.names():
+        for file in ["card.json", "config.json", *zoo.card(name)["files"]]:
+            assert f"matdl_nb/pretrained/{name}/{file}" in inside, f"{name}/{file} is not in {wheel.name}"
