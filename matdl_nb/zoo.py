@@ -30,7 +30,7 @@ __all__ = ['ZOO_DIR', 'ZOO_IRNET', 'COMPOSITION_MODELS', 'EXAMPLES', 'ZooError',
 
 # %% ../nbs/80_zoo.ipynb #z011
 # one folder per model (card.json, config.json, member-<k>.pt): the package's, or MATDL_ZOO's (a scratch zoo, a shared one)
-ZOO_DIR = Path(os.environ.get("MATDL_ZOO") or Path(__file__).parent / "pretrained")
+ZOO_DIR = Path(os.environ.get("MATDL_ZOO") or Path(matdl_nb.__file__).parent / "pretrained")
 
 
 class ZooError(ValueError):
@@ -149,7 +149,7 @@ def _machine() -> str:
     gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     return f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads{gpu}"
 
-# %% ../nbs/80_zoo.ipynb #z027
+# %% ../nbs/80_zoo.ipynb #z029
 def predict_table(
     name: str,  # a shipped model
     inputs: Sequence[str],  # formulas, or CSV files with a `formula` column
@@ -166,7 +166,7 @@ def predict_table(
         with atomic_write(Path(out) / "predictions.csv") as tmp: table.to_csv(tmp, index=False)
     return table
 
-# %% ../nbs/80_zoo.ipynb #z031
+# %% ../nbs/80_zoo.ipynb #z033
 ZOO_IRNET = ((512, 4), (256, 3), (128, 3), (64, 3), (32, 2), (16, 1))  # IRNet's 17 residual layers at half ElemNet's widths
 
 COMPOSITION_MODELS = {
@@ -184,7 +184,9 @@ COMPOSITION_MODELS = {
         summary="An ensemble of IRNets trained on the measured band gaps of Matbench expt_gap (Zhuo et al. 2018), one row "
                 "per composition (the median of its measurements).",
         limits="compositions of ElemNet's 86 elements; 4,604 measurements, half of them metals (gap 0): small gaps are the "
-               "least reliable; one composition has one answer, whatever its polymorph"),
+               "least reliable; common binaries such as MgO, NaCl and SiO2 are not in the set and an ensemble can call such "
+               "insulators metals with a small spread, so try compounds like yours whose gap you know; one composition has "
+               "one answer, whatever its polymorph"),
 }
 
 
@@ -205,7 +207,7 @@ def check_sample(test: pd.DataFrame, rows: int = 500) -> pd.DataFrame:
     "The fixed sample of test rows whose metric the card stores and CI recomputes (the first `rows` of a seeded shuffle)."
     return test.sample(n=min(rows, len(test)), random_state=0)
 
-# %% ../nbs/80_zoo.ipynb #z032
+# %% ../nbs/80_zoo.ipynb #z034
 def _train_members(spec: dict, split: dict, seed: int, epochs: int, members: int, progress: bool) -> list:
     "The ensemble: `members` IRNets on the same rows, each from its own seed (initial weights, batch order)."
     from fastprogress.fastprogress import progress_bar
@@ -243,7 +245,7 @@ def _scores(model: Pretrained, rows: pd.DataFrame) -> dict:
     return dict(mae=float(error.mean()), within_2sd=float((error <= 2 * spread).mean()),
                 spearman=float(spearmanr(spread, error).statistic))
 
-# %% ../nbs/80_zoo.ipynb #z033
+# %% ../nbs/80_zoo.ipynb #z035
 EXAMPLES = ("Fe2O3", "LiFePO4", "NaCl", "GaAs", "Si", "SrTiO3")  # known inputs whose answers the card keeps and CI checks
 
 
@@ -296,7 +298,7 @@ def build_composition(name: str, seed: int = 0, epochs: int | None = None, membe
     shutil.rmtree(zoo_dir / name, ignore_errors=True); tmp.rename(zoo_dir / name)
     return card
 
-# %% ../nbs/80_zoo.ipynb #z038
+# %% ../nbs/80_zoo.ipynb #z041
 def check_card(name: str) -> dict:
     "Recheck a shipped model against its card: weights' SHA-256, the answers to the card's examples, and the test metric on its fixed sample of test rows (needs the training data)."
     model = load(name)  # raises ZooError on a corrupted file
