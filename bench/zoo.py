@@ -94,7 +94,7 @@ def main(argv=None):
     log(table.to_markdown(index=False, floatfmt=".4g"))
     total_mb = float(table.MB.sum())
     speed_model = "formation-energy" if "formation-energy" in names else names[0]
-    split = zoo.composition_split(speed_model if speed_model in zoo.COMPOSITION_MODELS else "band-gap", args.seed)
+    split = zoo.composition_split(speed_model, args.seed)
     formulas = list(pd.concat([split["train"], split["valid"], split["test"]]).formula.unique()[:2000 if args.quick else 20000])
     speed = formulas_per_second(speed_model, formulas)
     cold = cold_start(speed_model, repeats=1 if args.quick else 3)  # MATDL_ZOO: the scratch zoo under --quick

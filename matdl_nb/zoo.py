@@ -115,12 +115,10 @@ class Pretrained:
 
     def predict(self, formulas: Sequence[str], batch_size: int = 4096) -> pd.DataFrame:
         "formula, the ensemble's mean and its spread (standard deviation over members) for each formula."
-        from matdl_nb.composition import element_fractions
+        from matdl_nb.composition import element_fractions, predict
         if isinstance(formulas, str): formulas = [formulas]
-        x = torch.from_numpy(element_fractions(list(formulas), progress=False))
-        with torch.no_grad():
-            values = torch.stack([torch.cat([m(x[i:i + batch_size]).ravel() for i in range(0, len(x), batch_size)])
-                                  for m in self.members]).numpy()
+        x = element_fractions(list(formulas), progress=False)
+        values = np.stack([predict(m, x, batch_size) for m in self.members])
         if self.card.get("minimum") is not None: values = np.maximum(values, self.card["minimum"])  # e.g. no negative band gap
         column = f"{self.card['predicts']} ({self.card['units']})"
         return pd.DataFrame({"formula": list(formulas), column: values.mean(0), "uncertainty": values.std(0)})
@@ -209,23 +207,22 @@ def check_sample(test: pd.DataFrame, rows: int = 500) -> pd.DataFrame:
 
 # %% ../nbs/80_zoo.ipynb #z034
 def _train_members(spec: dict, split: dict, seed: int, epochs: int, members: int, progress: bool) -> list:
-    "The ensemble: `members` IRNets on the same rows, each from its own seed (initial weights, batch order)."
-    from fastprogress.fastprogress import progress_bar
+    "The ensemble (`uncertainty.train_ensemble`): `members` IRNets on the same rows, each from its own seed (initial weights, batch order)."
     from matdl_nb.composition import IRNet, composition_learner, element_fractions
-    from matdl_nb.core import get_device, seed_everything
+    from matdl_nb.core import get_device
     from matdl_nb.scale import mixed_precision
+    from matdl_nb.uncertainty import train_ensemble
     x = {k: element_fractions(split[k].formula, progress=False) for k in ("train", "valid")}
     y = {k: split[k].target.to_numpy(np.float32) for k in ("train", "valid")}
-    nets = []
-    for k in progress_bar(range(members), leave=False) if progress else range(members):
-        seed_everything(seed + k)
+    def make(_seed):
         learn = composition_learner(IRNet, x["train"], y["train"], x["valid"], y["valid"], batch_size=spec["batch_size"],
                                     blocks=ZOO_IRNET)
-        if get_device().type == "cpu": mixed_precision(learn, "bf16")
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 3e-3)
+        return mixed_precision(learn, "bf16") if get_device().type == "cpu" else learn
+    def fit(learn):
+        learn.fit_one_cycle(epochs, 3e-3)
         mixed_precision(learn, None)
-        nets.append(learn.model.cpu().float().eval())
-    return nets
+    learners = train_ensemble(make, fit=fit, seeds=range(seed, seed + members), progress=progress)
+    return [learn.model.cpu().float().eval() for learn in learners]
 
 
 def _forest_baseline(split: dict, seed: int) -> float:
@@ -238,6 +235,7 @@ def _forest_baseline(split: dict, seed: int) -> float:
 
 def _scores(model: Pretrained, rows: pd.DataFrame) -> dict:
     "MAE of the ensemble's mean, the share of errors within two standard deviations, and rank correlation of spread and error."
+    # written here rather than with `uncertainty.interval_coverage`: those metrics refuse a spread of 0, which clipped metals have
     from scipy.stats import spearmanr
     table = model.predict(list(rows.formula))
     error = np.abs(table.iloc[:, 1].to_numpy() - rows.target.to_numpy())
