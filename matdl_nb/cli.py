@@ -186,10 +186,11 @@ def _predict(args) -> int:
     import pandas as pd
     from matdl_nb.jobs import predict_job
     table = predict_job(args.model, args.inputs, out=args.out)
-    if len(table) and "uncertainty" in table:  # a pretrained ensemble: value ± spread
-        value = table.columns[1]
-        print(pd.DataFrame({"formula": table.formula, value: [f"{v:.3f} ± {u:.3f}" for v, u in zip(table[value], table.uncertainty)]})
-              .to_markdown(index=False))
+    value = table.attrs.get("value")
+    if len(table) and value:  # a pretrained ensemble: value ± spread
+        shown = table.drop(columns=[value, "uncertainty"])
+        shown[value] = [f"{v:.3f} ± {u:.3f}" for v, u in zip(table[value], table.uncertainty)]
+        print(shown.to_markdown(index=False))
     elif len(table): print(table.to_markdown(index=False, floatfmt=".4g"))
     if args.out: print(f"wrote {Path(args.out) / 'predictions.csv'}")
     return _report_failures(table.attrs["failed"], len(table) + len(table.attrs["failed"]))
@@ -223,7 +224,7 @@ def _job_parsers(jobs) -> None:
     train.add_argument("--processes", type=int, default=1, metavar="N",
                        help="train data-parallel in N processes on this machine (torchrun; on a GPU node, one per GPU)")
     train.set_defaults(run=_train)
-    predict = jobs.add_parser("predict", help="predict with a model folder")
+    predict = jobs.add_parser("predict", help="predict with a model folder or a pretrained model (matdl models)")
     predict.add_argument("model", help="a folder written by matdl train, or a pretrained model's name (matdl models)")
     predict.add_argument("inputs", nargs="+", help="formulas or CSVs; CIF/POSCAR files or folders; .xy patterns; images")
     predict.add_argument("--out", help="a folder for predictions.csv (and the columns found in images)")

@@ -26,7 +26,7 @@ from .data import load_dataset, random_split, read_structure, structure_format
 # %% auto #0
 __all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'JobError', 'read_table', 'composition_table', 'structure_files', 'structure_table',
            'train_composition', 'train_structures', 'train_xrd', 'train_xrd_measured', 'train_unet', 'train_job',
-           'pattern_on_grid', 'input_errors', 'usable_formulas', 'predict_job']
+           'pattern_on_grid', 'input_errors', 'usable_formulas', 'measured_row', 'predict_job']
 
 # %% ../nbs/94_jobs.ipynb #c012
 MODEL_KINDS = {  # kind: (what it learns from, default epochs)
@@ -500,17 +500,19 @@ def _predict_measured(model, inputs: Sequence[str], failed: list, top: int = 3, 
     "One row per pattern: the best crystal system and space group with their (calibrated) probabilities, 'uncertain' below the threshold."
     from matdl_nb.xrd_classifier import predict_pattern
     from matdl_nb.xrd_measured import read_pattern
-    rows = []
     answer_of = lambda name: predict_pattern(model, *read_pattern(name), top=top, name=str(name), calibration=calibration)
-    for name, answer in _each(inputs, answer_of, failed):
-        cs, sg = answer["crystal_system"], answer["space_group"]
-        rows.append({"file": str(name), "grid covered": round(answer["coverage"], 3),
-                     "answer": cs.answer[0] if answer["sure"] else "uncertain",
-                     "crystal system": cs.answer[0], "probability": round(float(cs.probability[0]), 4),
-                     "space group": sg.answer[0], "space group probability": round(float(sg.probability[0]), 4),
-                     f"top {top} crystal systems": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in cs.itertuples()),
-                     f"top {top} space groups": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in sg.itertuples())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([measured_row(name, answer, top) for name, answer in _each(inputs, answer_of, failed)])
+
+
+def measured_row(name, answer: dict, top: int = 3) -> dict:
+    "One row of a table of measured patterns from `xrd_classifier.predict_pattern`'s answer ('uncertain' when it is not sure)."
+    cs, sg = answer["crystal_system"], answer["space_group"]
+    return {"file": str(name), "grid covered": round(answer["coverage"], 3),
+            "answer": cs.answer[0] if answer["sure"] else "uncertain",
+            "crystal system": cs.answer[0], "probability": round(float(cs.probability[0]), 4),
+            "space group": sg.answer[0], "space group probability": round(float(sg.probability[0]), 4),
+            f"top {top} crystal systems": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in cs.itertuples()),
+            f"top {top} space groups": ", ".join(f"{r.answer} ({r.probability:.0%})" for r in sg.itertuples())}
 
 
 def _predict_images(model_dir: Path, job: dict, inputs: Sequence[str], failed: list, out: Path | None = None) -> pd.DataFrame:
