@@ -255,6 +255,16 @@ def _models_parser(jobs) -> None:
     check = actions.add_parser("check", help="recheck cards: hashes, example answers, test metric on a fixed sample")
     check.add_argument("names", nargs="*", help="models to check (default: all)")
 
+# %% ../nbs/92_cli.ipynb #c0137d
+def _doctor(args) -> int:
+    from matdl_nb.course import PROBLEM, doctor
+    report = doctor()
+    shown = report[report.status != "ok"] if args.problems else report
+    print(shown.to_markdown(index=False) if len(shown) else "every check is ok")
+    problems = int((report.status == PROBLEM).sum())
+    if problems: print(f"matdl doctor: {problems} problem(s) to fix before the course (see the fix column)", file=sys.stderr)
+    return 1 if problems else 0
+
 # %% ../nbs/92_cli.ipynb #c0132
 def _tour(args) -> None:
     import matplotlib
@@ -271,7 +281,7 @@ def _tour(args) -> None:
 # %% ../nbs/92_cli.ipynb #c014
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matdl", description="matdl_nb's jobs from a terminal.")
-    jobs = parser.add_subparsers(dest="command", metavar="{tour,train,predict,models,data,xrd}", required=True)
+    jobs = parser.add_subparsers(dest="command", metavar="{tour,train,predict,models,data,xrd,doctor}", required=True)
     tour = jobs.add_parser("tour", help="every topic end to end, offline, with a report folder")
     tour.add_argument("--quick", action="store_true", help="small data and few epochs: about 5 minutes on a 2-core CPU")
     tour.add_argument("--out", default="matdl-tour", help="the report folder (default: matdl-tour)")
@@ -305,6 +315,9 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--background", default="snip", choices=("snip", "arpls", "asls", "mor", "none"),
                           help="pybaselines method for the background (default snip)")
     classify.set_defaults(run=_xrd_classify)
+    doctor = jobs.add_parser("doctor", help="check this machine before a course: Python, packages, PyTorch, widgets, cache, data, Chromium")
+    doctor.add_argument("--problems", action="store_true", help="show only the rows that are not ok")
+    doctor.set_defaults(run=_doctor)
     return parser
 
 
