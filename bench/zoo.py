@@ -85,7 +85,9 @@ def main(argv=None):
     for n in names:
         c = zoo.card(n)
         rows.append({"model": n, "input": c["input"], "test rows": c["test"]["rows"], "metric": c["test"]["metric"],
-                     "better": c["test"]["better"], "value": c["test"]["value"], "baseline": c["test"]["baseline"],
+                     "better": c["test"]["better"], "value": c["test"]["value"],
+                     "float32 value": c["test"].get("float32_value"),  # the networks before their weights were halved
+                     "baseline": c["test"]["baseline"],
                      "baseline value": c["test"]["baseline_value"],
                      "ratio (model / baseline)": c["test"]["value"] / c["test"]["baseline_value"] if c["test"]["baseline_value"] else float("nan"),
                      "within 2 sd": c["test"].get("within_2sd"), "units": c["units"],

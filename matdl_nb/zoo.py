@@ -76,7 +76,9 @@ def show_card(name: str) -> str:
              f"- **training data:** {d['name']} ({d['title']}): {d['rows']:,} rows used; licence {d['licence']}; cite {d['citation']}",
              f"- **split:** {c['split']}",
              f"- **model:** {c['model']}",
-             f"- **test ({t['rows']:,} rows):** {t['metric']} {t['value']:.4g} {c['units']}; {t['baseline']} {t['baseline_value']:.4g}"
+             f"- **test ({t['rows']:,} rows):** {t['metric']} {t['value']:.4g} {c['units']}"
+             + (f" (float32 weights before halving: {t['float32_value']:.4g})" if "float32_value" in t else "")
+             + f"; {t['baseline']} {t['baseline_value']:.4g}"
              + (f"; {t['paper']}" if t.get("paper") else ""),
              f"- **uncertainty:** {c['calibration']}",
              f"- **trained:** {c['training']['minutes']:.1f} min on {c['training']['machine']}, seed {c['training']['seed']}, "
@@ -486,6 +488,7 @@ def build_composition(name: str, seed: int = 0, epochs: int | None = None, membe
                       f"(seed {seed}), 5% of the training rows for validation: {len(split['train']):,} train, "
                       f"{len(split['valid']):,} validation, {len(split['test']):,} test",
                 test=dict(metric="MAE", value=test["mae"], better="lower", rows=len(split["test"]), baseline="random forest (Magpie) MAE",
+                          float32_value=_scores(Pretrained(name, shipped.card, nets, shipped.config), split["test"])["mae"],
                           baseline_value=_forest_baseline(split, seed), within_2sd=test["within_2sd"], spearman=test["spearman"]),
                 calibration=f"{test['within_2sd']:.0%} of test errors within two standard deviations; rank correlation "
                             f"of spread and error {test['spearman']:.2f}",
@@ -538,6 +541,7 @@ def build_perovskite(name: str = "perovskite-energy", seed: int = 0, epochs: int
     test, sample = _scores(shipped, split["test"]), _scores(shipped, check_sample(split["test"], check_rows))
     card.update(data=_data("castelli_perovskites", sum(map(len, split.values()))), training=_training(name, minutes, seed),
                 test=dict(metric="MAE", value=test["mae"], better="lower", rows=len(split["test"]), within_2sd=test["within_2sd"],
+                          float32_value=_scores(Pretrained(name, card, nets, shipped.config), split["test"])["mae"],
                           spearman=test["spearman"], baseline="random forest (Magpie, composition only) MAE",
                           baseline_value=_forest_baseline(split, seed),
                           paper="Matbench perovskites (about 15k training structures): CGCNN 0.045, ALIGNN 0.029"),
@@ -608,6 +612,7 @@ def build_xrd(name: str = "xrd-crystal-system", seed: int = 0, epochs: int | Non
                            title=f"{crystals:,} random pyxtal crystals (training), pymatgen's AFLOW prototypes (test)"),
                 training=_training(name, minutes, seed),
                 test=dict(metric="crystal-system accuracy (type-balanced)", value=scores["value"], better="higher",
+                          float32_value=_xrd_scores(Pretrained(name, card, [net], shipped.config), seed)["value"],
                           rows=scores["structures"], types=scores["types"], accuracy=scores["accuracy"], space_group=scores["space_group"],
                           answered=scores["answered"], answered_accuracy=scores["answered_accuracy"], measured_films=measured,
                           baseline="always the commonest crystal system", baseline_value=scores["baseline"],
@@ -681,6 +686,7 @@ def build_stem(name: str = "stem-wse2", seed: int = 0, epochs: int | None = None
                           citation="classes as in Yang et al., npj Comput. Mater. 7, 2021"),
                 training=_training(name, minutes, seed),
                 test=dict(metric="dopant F1", value=scores["value"], better="higher", rows=scores["columns"], images=scores["images"],
+                          float32_value=_stem_scores(Pretrained(name, card, [net], shipped.config), spec["test_images"])["value"],
                           atom_f1=scores["atom_f1"], vacancy_f1=scores["vacancy_f1"], entropy=scores["entropy"],
                           real_image_entropy=scores["real_entropy"],
                           baseline="classical peak finding dopant F1", baseline_value=scores["baseline"],
@@ -736,6 +742,7 @@ def build_words(name: str = "mat2vec-small", seed: int = 0, progress: bool = Tru
                           citation="; ".join(s.citation for s in sources)),
                 training=_training(name, minutes, seed),
                 test=dict(metric="element-similarity Spearman with mat2vec", value=scores["value"], better="higher", rows=scores["pairs"],
+                          float32_value=_word_scores(Pretrained(name, card, [kv]))["value"],
                           baseline="PPMI-SVD (count-based) vectors of the same text", baseline_value=_word_scores(
                               Pretrained(name, card, [baseline]))["value"],
                           paper="mat2vec (Tshitoyan et al. 2019) is the reference itself: 1 by definition"),
