@@ -662,7 +662,8 @@ def build_stem(name: str = "stem-wse2", seed: int = 0, epochs: int | None = None
     epochs, images = epochs or spec["epochs"], images or spec["images"]
     start = time.time()
     with tempfile.TemporaryDirectory() as job:
-        classes = train_unet(Path(job), epochs, images, seed=seed, progress=progress) and json.loads((Path(job) / "job.json").read_text())["classes"]
+        train_unet(Path(job), epochs, images, seed=seed, progress=progress)
+        classes = json.loads((Path(job) / "job.json").read_text())["classes"]
         net = load_model(job).float().eval()
     minutes, tmp = (time.time() - start) / 60, _partial(zoo_dir, name)
     card = dict(name=name, task="atoms, dopants and vacancies in ADF STEM images of WSe2", predicts="columns of each class", units="",
