@@ -265,6 +265,43 @@ def _doctor(args) -> int:
     if problems: print(f"matdl doctor: {problems} problem(s) to fix before the course (see the fix column)", file=sys.stderr)
     return 1 if problems else 0
 
+
+def _course_build(args) -> int:
+    from matdl_nb.course import COURSE_NOTEBOOKS, build_course
+    table = build_course(args.out, args.notebooks or COURSE_NOTEBOOKS, colab_url=args.colab_url)
+    print(table.to_markdown())
+    print(f"{table.exercises.sum()} exercises in {len(table)} notebooks: {args.out}/instructor (solutions), {args.out}/student "
+          f"(stubs), {args.out}/nbgrader (an nbgrader course folder)")
+    return 0
+
+
+def _course_check(args) -> int:
+    from matdl_nb.course import COURSE_NOTEBOOKS, check_course
+    table = check_course(args.out, flags=args.flags, log=args.log, workers=args.workers, notebooks=args.notebooks or COURSE_NOTEBOOKS)
+    print(table.to_markdown())
+    bad = list(table.index[~table.ok])
+    if bad: print(f"matdl course check: {', '.join(bad)} did not grade as expected (student 0 with only 'not done yet', "
+                  "instructor full marks)", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _course_parser(jobs):
+    course = jobs.add_parser("course", help="course editions of the topic notebooks, and their check")
+    actions = course.add_subparsers(dest="action", required=True)
+    build = actions.add_parser("build", help="write instructor and student editions and an nbgrader course folder")
+    build.add_argument("--out", required=True, help="the folder to write (instructor/, student/, nbgrader/)")
+    build.add_argument("--notebooks", nargs="+", metavar="NB", help="only these topic notebooks (default: all ten)")
+    build.add_argument("--colab-url", help="the GitHub folder where you publish the student edition, for its Colab badges "
+                       "(default: the project's nbs/, the lessons with their solutions)")
+    build.set_defaults(run=_course_build)
+    check = actions.add_parser("check", help="run the student editions and grade them (and an instructor run's log)")
+    check.add_argument("--out", required=True, help="the editions' folder (built first if missing)")
+    check.add_argument("--log", help="the MATDL_COURSE_LOG of an nbdev-test run of the source notebooks (grades the instructor edition)")
+    check.add_argument("--flags", nargs="*", default=[], help="nbdev test flags to run, as for nbdev-test (e.g. download)")
+    check.add_argument("--workers", type=int, default=2, help="notebooks run at a time (default 2)")
+    check.add_argument("--notebooks", nargs="+", metavar="NB", help="only these topic notebooks (default: all ten)")
+    check.set_defaults(run=_course_check)
+
 # %% ../nbs/92_cli.ipynb #c0132
 def _tour(args) -> None:
     import matplotlib
@@ -281,7 +318,7 @@ def _tour(args) -> None:
 # %% ../nbs/92_cli.ipynb #c014
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matdl", description="matdl_nb's jobs from a terminal.")
-    jobs = parser.add_subparsers(dest="command", metavar="{tour,train,predict,models,data,xrd,doctor}", required=True)
+    jobs = parser.add_subparsers(dest="command", metavar="{tour,train,predict,models,data,xrd,doctor,course}", required=True)
     tour = jobs.add_parser("tour", help="every topic end to end, offline, with a report folder")
     tour.add_argument("--quick", action="store_true", help="small data and few epochs: about 5 minutes on a 2-core CPU")
     tour.add_argument("--out", default="matdl-tour", help="the report folder (default: matdl-tour)")
@@ -318,6 +355,7 @@ def _parser() -> argparse.ArgumentParser:
     doctor = jobs.add_parser("doctor", help="check this machine before a course: Python, packages, PyTorch, widgets, cache, data, Chromium")
     doctor.add_argument("--problems", action="store_true", help="show only the rows that are not ok")
     doctor.set_defaults(run=_doctor)
+    _course_parser(jobs)
     return parser
 
 

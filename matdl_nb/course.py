@@ -7,28 +7,36 @@ Docs: https://matdl.github.io/matdl_nb/course.html.md"""
 # %% ../nbs/95_course.ipynb #k003
 from __future__ import annotations
 
+import copy
 import importlib.metadata as metadata
 import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
+import time
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+from fastprogress.fastprogress import progress_bar
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 import matdl_nb
-from .core import cache_root, project_root
+from .core import atomic_write, cache_root, project_root
 
 # %% auto #0
-__all__ = ['OK', 'WARNING', 'PROBLEM', 'WIDGET_PAIRS', 'TOPIC_DATA', 'CHECKS', 'check_python', 'check_packages', 'check_torch',
-           'check_lab_extensions', 'check_cache', 'dataset_missing', 'check_data', 'check_chromium', 'doctor']
+__all__ = ['OK', 'WARNING', 'PROBLEM', 'WIDGET_PAIRS', 'TOPIC_DATA', 'CHECKS', 'COURSE_NOTEBOOKS', 'SOLUTION_BEGIN',
+           'SOLUTION_END', 'STUB', 'REPOSITORY', 'COLAB_INSTALL', 'NBGRADER_CONFIG', 'check_python', 'check_packages',
+           'check_torch', 'check_lab_extensions', 'check_cache', 'dataset_missing', 'check_data', 'check_chromium',
+           'doctor', 'mark_nbgrader', 'student_edition', 'colab_cells', 'build_course', 'run_edition', 'grade_log',
+           'check_course']
 
 # %% ../nbs/95_course.ipynb #k006
 OK, WARNING, PROBLEM = "ok", "warning", "problem"  # a problem blocks the course; a warning costs a feature or time
@@ -241,3 +249,149 @@ def doctor(checks: Sequence | None = None) -> pd.DataFrame:
         except Exception as err:  # a check that breaks is itself a finding, not a crash of the doctor
             rows.append(_row(getattr(check, "__name__", str(check)), PROBLEM, f"the check failed: {type(err).__name__}: {err}", "report it with this table"))
     return pd.DataFrame(rows, columns=["check", "status", "found", "fix"])
+
+# %% ../nbs/95_course.ipynb #k041
+COURSE_NOTEBOOKS = ("10_composition", "21_gnn", "30_xrd", "31_xrd_measured", "32_xrd_classifier", "40_micrographs",
+                    "41_microscopy", "50_text", "60_uncertainty", "70_scale")
+SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB = "# YOUR CODE HERE: replace None above (the hint is in the check's message)"
+
+
+def _exercise_of(source: str) -> str | None:
+    "The exercise number a check cell names (`check_exercise(\"10.1\", ...)`), else None."
+    match = re.match(r'\s*check_exercise\("([\d.]+)"', source)
+    return match.group(1) if match else None
+
+
+def mark_nbgrader(nb: dict) -> dict:
+    "Give answer cells nbgrader's solution metadata and check cells its autograded-test metadata (1 point each)."
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code": continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        exercise = _exercise_of(source)
+        if SOLUTION_BEGIN in source:
+            cell.setdefault("metadata", {})["nbgrader"] = dict(solution=True, grade=False, locked=False, task=False,
+                                                              grade_id=f"answer_{cell.get('id', i)}", schema_version=3)
+        elif exercise:
+            cell.setdefault("metadata", {})["nbgrader"] = dict(solution=False, grade=True, locked=True, task=False, points=1,
+                                                              grade_id=f"check_{exercise.replace('.', '_')}", schema_version=3)
+    return nb
+
+
+def student_edition(nb: dict) -> dict:
+    "nbgrader's `ClearSolutions` on a marked notebook: each solution becomes the stub; answer and check cells lose their outputs."
+    import nbformat
+    from nbgrader.preprocessors import ClearSolutions
+    node = nbformat.reads(json.dumps(nb), as_version=4)  # sources as strings, as nbgrader expects
+    node, _ = ClearSolutions(code_stub=dict(python=STUB), enforce_metadata=True).preprocess(node, {"language": "python"})
+    for cell in node.cells:
+        if "nbgrader" in cell.metadata and cell.cell_type == "code": cell.outputs, cell.execution_count = [], None
+    return json.loads(nbformat.writes(node))
+
+# %% ../nbs/95_course.ipynb #k042
+REPOSITORY = "https://github.com/matdl/matdl_nb"
+COLAB_INSTALL = f'''# On Google Colab only: install matdl_nb (anywhere else this cell does nothing)
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matdl_nb[dev] @ git+{REPOSITORY}"], check=True)'''
+
+
+def colab_cells(name: str, url: str = f"{REPOSITORY}/blob/main/nbs") -> list[dict]:
+    "An 'Open in Colab' badge for notebook `name` (published under the GitHub folder `url`) and the Colab install cell."
+    path = url.split("github.com/", 1)[-1]
+    badge = (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+             f"(https://colab.research.google.com/github/{path}/{name}.ipynb)")
+    return [dict(cell_type="markdown", id="colab-badge", metadata={}, source=badge),
+            dict(cell_type="code", id="colab-install", metadata={}, source=COLAB_INSTALL, outputs=[], execution_count=None)]
+
+
+NBGRADER_CONFIG = '''c = get_config()
+c.CourseDirectory.course_id = "matdl_nb"
+c.ClearSolutions.code_stub = {"python": %r}
+''' % STUB
+
+
+def build_course(out: Path | str, notebooks: Sequence[str] = COURSE_NOTEBOOKS, nbs: Path | None = None,
+                 colab_url: str | None = None) -> pd.DataFrame:
+    "Write the instructor edition, the student edition and an nbgrader course folder of `notebooks` under `out`; a table."
+    out, nbs = Path(out), Path(nbs or _nbs_folder())
+    rows = []
+    for name in progress_bar(list(notebooks), leave=False):
+        source = json.loads((nbs / f"{name}.ipynb").read_text())
+        teacher = mark_nbgrader(copy.deepcopy(source))
+        student = student_edition(teacher)
+        student["cells"][1:1] = colab_cells(name, colab_url or f"{REPOSITORY}/blob/main/nbs")  # after the title
+        for folder, nb in (("instructor", teacher), ("student", student), ("nbgrader/source/matdl", teacher)):
+            _write(out / folder / f"{name}.ipynb", json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        checks = [c for c in teacher["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+        rows.append(dict(notebook=name, exercises=len(checks), points=sum(c["metadata"]["nbgrader"]["points"] for c in checks),
+                         solutions_left_in_student="".join("".join(c["source"]) for c in student["cells"]).count(SOLUTION_BEGIN)))
+    _write(out / "nbgrader" / "nbgrader_config.py", NBGRADER_CONFIG)
+    return pd.DataFrame(rows).set_index("notebook")
+
+
+def _nbs_folder() -> Path:
+    "The project's notebooks, in a source checkout."
+    if project_root() is None: raise FileNotFoundError("no nbs/ folder beside the package: `matdl course build` runs in a source "
+                                                       "checkout of the project (git clone it), where nbs/ holds the lessons")
+    return project_root() / "nbs"
+
+
+def _write(path: Path, text: str):
+    "Write `text` to `path` whole or not at all."
+    with atomic_write(path) as tmp: tmp.write_text(text)
+
+# %% ../nbs/95_course.ipynb #k048
+def run_edition(path: Path | str, flags: Sequence[str] = (), timeout: int = 900) -> dict:
+    "Run a notebook edition top to bottom in quick mode as nbdev-test would (same skipped cells), going on after errors."
+    from execnb.shell import CaptureShell
+    from fastcore.xtras import working_directory
+    from nbdev.config import get_config
+    from nbdev.process import NBProcessor
+    from nbdev.test import _skip_cell
+    from nbgrader.utils import determine_grade
+    path = Path(path).resolve()
+    os.environ["IN_TEST"] = "1"  # quick mode, as under nbdev-test
+    nb = NBProcessor(path, rm_directives=False, process=True).nb
+    flags = {f for text in flags for f in str(text).split()}  # "download abtem" counts as two flags, as for nbdev-test
+    skip = _skip_cell(nb, set(get_config().tst_flags.split()) - flags)
+    shell = CaptureShell(path)
+    start = time.time()
+    with working_directory(path.parent): shell.run_all(nb, exc_stop=False, preproc=skip, cell_timeout=timeout)
+    errors = [dict(cell=c.get("id"), error=o.get("ename"), message=str(o.get("evalue"))[:200])
+              for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    graded = [determine_grade(c) for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    return dict(notebook=path.stem, seconds=round(time.time() - start, 1), errors=errors,
+                score=sum(g[0] or 0 for g in graded), max_score=sum(g[1] for g in graded))
+
+
+def grade_log(log: Path | str, notebooks: Sequence[str] = COURSE_NOTEBOOKS) -> pd.DataFrame:
+    "Score a run of the source (instructor) notebooks from its `MATDL_COURSE_LOG`: one point per exercise whose check passed."
+    from matdl_nb.exercises import EXERCISES
+    lines = [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()] if Path(log).exists() else []
+    status = {}
+    for line in lines: status.setdefault(line["exercise"], []).append(line["status"])
+    rows = [dict(notebook=e.notebook, exercise=e.id, passed="passed" in status.get(e.id, []))
+            for e in EXERCISES.values() if e.notebook in notebooks]
+    return pd.DataFrame(rows).groupby("notebook").passed.agg(score="sum", max_score="size")
+
+# %% ../nbs/95_course.ipynb #k052
+def check_course(out: Path | str, flags: Sequence[str] = (), log: Path | str | None = None, workers: int = 2,
+                 notebooks: Sequence[str] = COURSE_NOTEBOOKS) -> pd.DataFrame:
+    "Run every student edition under `out` (built first if missing) and grade it; with `log`, grade the instructor run too."
+    from fastcore.parallel import parallel
+    out = Path(out)
+    if not all((out / "student" / f"{n}.ipynb").exists() for n in notebooks): build_course(out, notebooks)
+    runs = parallel(partial(run_edition, flags=tuple(flags)), [out / "student" / f"{n}.ipynb" for n in notebooks],
+                    n_workers=workers, threadpool=False, progress=True)
+    table = pd.DataFrame([dict(notebook=r["notebook"], student_score=r["score"], max_score=r["max_score"],
+                               not_done=sum(e["error"] == "NotDone" for e in r["errors"]),
+                               other_errors="; ".join(f"{e['cell']}: {e['error']}: {e['message']}" for e in r["errors"]
+                                                      if e["error"] != "NotDone"), minutes=round(r["seconds"] / 60, 1))
+                          for r in runs]).set_index("notebook")
+    if log is not None: table["instructor_score"] = grade_log(log, notebooks)["score"].reindex(table.index)
+    ok = (table.student_score == 0) & (table.not_done == table.max_score) & (table.other_errors == "")
+    if log is not None: ok &= table.instructor_score == table.max_score
+    table["ok"] = ok
+    return table

@@ -113,3 +113,90 @@ def test_command_line_exit_codes(monkeypatch, tmp_path):
     from matdl_nb.cli import main
     monkeypatch.setattr(course, "CHECKS", (lambda: course.check_python((3, 8, 0)),))
     assert main(["doctor"]) == 1
+
+
+# ---- course editions (matdl course build / check) ----
+
+def _cells(name, folder=None):
+    path = (folder / f"{name}.ipynb") if folder else ROOT / "nbs" / f"{name}.ipynb"
+    return json.loads(path.read_text())["cells"]
+
+
+def _src(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+@pytest.fixture(scope="module")
+def editions(tmp_path_factory):
+    out = tmp_path_factory.mktemp("course")
+    table = course.build_course(out)
+    return out, table
+
+
+@pytest.mark.parametrize("name", course.COURSE_NOTEBOOKS)
+def test_every_topic_notebook_has_three_checked_exercises(name):
+    from matdl_nb.exercises import EXERCISES
+    mine = [e for e in EXERCISES.values() if e.notebook == name]
+    assert len(mine) >= 3 and len({e.kind for e in mine}) >= 2, "at least three exercises of at least two kinds"
+    sources = [_src(c) for c in _cells(name)]
+    for e in mine:
+        checks = [i for i, s in enumerate(sources) if s.startswith(f'check_exercise("{e.id}"')]
+        assert len(checks) == 1, f"exercise {e.id}: one check cell"
+        answer = sources[checks[0] - 1]
+        assert course.SOLUTION_BEGIN in answer and course.SOLUTION_END in answer, f"{e.id}: the answer cell above holds a solution"
+        assert re.match(r"[\w, ]+ = None", answer), f"{e.id}: the answer cell starts from a placeholder"
+        assert sources[checks[0] - 2].startswith(f"**Exercise {e.id}**"), f"{e.id}: the task is in the markdown above"
+
+
+def test_the_editions_cut_the_solutions_and_keep_everything_else(editions):
+    out, table = editions
+    assert (table.exercises >= 3).all() and (table.solutions_left_in_student == 0).all()
+    for name in course.COURSE_NOTEBOOKS:
+        source, teacher, student = _cells(name), _cells(name, out / "instructor"), _cells(name, out / "student")
+        # the instructor edition is the source, cell for cell: CI's nbdev-test run of the source is its run
+        assert [_src(c) for c in teacher] == [_src(c) for c in source]
+        assert [c.get("outputs") for c in teacher] == [c.get("outputs") for c in source]
+        marked = [c for c in teacher if "nbgrader" in c["metadata"]]
+        assert sum(c["metadata"]["nbgrader"]["grade"] for c in marked) == table.exercises[name]
+        assert [c["id"] for c in student[1:3]] == ["colab-badge", "colab-install"]
+        body = student[:1] + student[3:]
+        assert len(body) == len(source)
+        for s, c in zip(source, body):
+            if course.SOLUTION_BEGIN in _src(s):
+                kept = _src(s).split(course.SOLUTION_BEGIN)[0]
+                assert _src(c) == kept + course.STUB and c["outputs"] == []
+            elif c["cell_type"] == "code" and "nbgrader" not in c["metadata"]:
+                assert _src(c) == _src(s) and c["outputs"] == s["outputs"]
+
+
+def test_nbgrader_accepts_the_course_folder(tmp_path):
+    pytest.importorskip("nbgrader")
+    course.build_course(tmp_path, ["40_micrographs"])
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "matdl", "--force"], cwd=tmp_path / "nbgrader",
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    released = [_src(c) for c in _cells("40_micrographs", tmp_path / "nbgrader" / "release" / "matdl")]
+    assert not any(course.SOLUTION_BEGIN in s for s in released)
+    assert sum(s.startswith("check_exercise(") for s in released) == 3
+
+
+def test_grading_the_student_edition_gives_no_marks_and_only_not_done(tmp_path):
+    course.build_course(tmp_path, ["40_micrographs"])
+    run = course.run_edition(tmp_path / "student" / "40_micrographs.ipynb")
+    assert (run["score"], run["max_score"]) == (0, 3)
+    assert [e["error"] for e in run["errors"]] == ["NotDone"] * 3, run["errors"]
+    teacher = course.run_edition(tmp_path / "instructor" / "40_micrographs.ipynb")
+    assert (teacher["score"], teacher["errors"]) == (3, [])
+
+
+def test_matdl_course_commands(tmp_path):
+    from matdl_nb.cli import main
+    assert main(["course", "build", "--out", str(tmp_path), "--notebooks", "40_micrographs",
+                 "--colab-url", "https://github.com/me/course/blob/main/student"]) == 0
+    badge = _src(_cells("40_micrographs", tmp_path / "student")[1])
+    assert "colab.research.google.com/github/me/course/blob/main/student/40_micrographs.ipynb" in badge
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(json.dumps(dict(exercise=f"40.{i}", status="passed")) for i in (1, 2, 3)))
+    assert main(["course", "check", "--out", str(tmp_path), "--notebooks", "40_micrographs", "--log", str(log), "--workers", "1"]) == 0
+    log.write_text(json.dumps(dict(exercise="40.1", status="passed")))
+    assert main(["course", "check", "--out", str(tmp_path), "--notebooks", "40_micrographs", "--log", str(log), "--workers", "1"]) == 1
