@@ -294,7 +294,7 @@ COLAB_INSTALL = f'''# On Google Colab only: install matdl_nb (anywhere else this
 import sys
 if "google.colab" in sys.modules:
     import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matdl_nb[dev] @ git+{REPOSITORY}"], check=True)'''
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matdl_nb @ git+{REPOSITORY}"], check=True)'''
 
 
 def colab_cells(name: str, url: str = f"{REPOSITORY}/blob/main/nbs") -> list[dict]:
@@ -352,13 +352,16 @@ def run_edition(path: Path | str, flags: Sequence[str] = (), timeout: int = 900)
     from nbdev.test import _skip_cell
     from nbgrader.utils import determine_grade
     path = Path(path).resolve()
-    os.environ["IN_TEST"] = "1"  # quick mode, as under nbdev-test
     nb = NBProcessor(path, rm_directives=False, process=True).nb
     flags = {f for text in flags for f in str(text).split()}  # "download abtem" counts as two flags, as for nbdev-test
     skip = _skip_cell(nb, set(get_config().tst_flags.split()) - flags)
-    shell = CaptureShell(path)
-    start = time.time()
-    with working_directory(path.parent): shell.run_all(nb, exc_stop=False, preproc=skip, cell_timeout=timeout)
+    shell, start, saved = CaptureShell(path), time.time(), os.environ.get("IN_TEST")
+    os.environ["IN_TEST"] = "1"  # quick mode, as under nbdev-test; put back afterwards
+    try:
+        with working_directory(path.parent): shell.run_all(nb, exc_stop=False, preproc=skip, cell_timeout=timeout)
+    finally:
+        if saved is None: os.environ.pop("IN_TEST", None)
+        else: os.environ["IN_TEST"] = saved
     errors = [dict(cell=c.get("id"), error=o.get("ename"), message=str(o.get("evalue"))[:200])
               for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     graded = [determine_grade(c) for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]

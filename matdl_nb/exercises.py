@@ -108,7 +108,7 @@ def _close(a, b, rtol=1e-4, atol=1e-6) -> bool:
 def _test_mae(mae, predict=None, model=None, x_train=None, y_train=None, x_test=None, y_test=None):
     test = float(np.abs(predict(model, x_test) - y_test).mean())
     train = float(np.abs(predict(model, x_train) - y_train).mean())
-    wrong(not np.isscalar(mae) and np.ndim(mae) != 0, f"the MAE is one number, got an array of shape {np.shape(mae)}: "
+    wrong(np.ndim(mae) != 0, f"the MAE is one number, got an array of shape {np.shape(mae)}: "
           "take the mean of the absolute errors")
     wrong(_close(mae, train), f"your MAE ({float(mae):.2f}) is computed on the training rows; the model has seen them, so "
           f"it flatters the model. On the test rows it is {test:.2f}.")

@@ -1,5 +1,6 @@
 """`matdl doctor`: every check passes on this install and reports each broken case on purpose."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -182,7 +183,9 @@ def test_nbgrader_accepts_the_course_folder(tmp_path):
 
 def test_grading_the_student_edition_gives_no_marks_and_only_not_done(tmp_path):
     course.build_course(tmp_path, ["40_micrographs"])
+    before = os.environ.get("IN_TEST")
     run = course.run_edition(tmp_path / "student" / "40_micrographs.ipynb")
+    assert os.environ.get("IN_TEST") == before, "quick mode is switched on for the run only"
     assert (run["score"], run["max_score"]) == (0, 3)
     assert [e["error"] for e in run["errors"]] == ["NotDone"] * 3, run["errors"]
     teacher = course.run_edition(tmp_path / "instructor" / "40_micrographs.ipynb")
