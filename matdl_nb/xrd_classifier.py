@@ -13,8 +13,6 @@ import importlib
 import math
 import multiprocessing
 import os
-import signal
-import threading
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -41,8 +39,8 @@ from .xrd_measured import OTHER_INSTRUMENT, Diffractometer, preprocess_pattern
 # %% auto #0
 __all__ = ['ALL_SPACE_GROUPS', 'MAX_ELEMENTS', 'TEMPLATE_REFLECTIONS', 'CRYSTAL_FAMILIES', 'CRYSTAL_KINDS', 'SYMMETRY_MODELS',
            'TEST_INSTRUMENTS', 'crystal_family', 'standard_cell', 'reflection_template', 'structure_type',
-           'ReflectionTemplates', 'lattice_matrices', 'strain_lattices', 'swap_elements', 'wyckoff_table',
-           'real_element_sets', 'wyckoff_crystal', 'wyckoff_crystals', 'random_crystal_templates',
+           'ReflectionTemplates', 'lattice_matrices', 'strain_lattices', 'swap_elements', 'PositionLimit',
+           'wyckoff_table', 'real_element_sets', 'wyckoff_crystal', 'wyckoff_crystals', 'random_crystal_templates',
            'real_structure_templates', 'training_templates', 'TemplateIndex', 'render_templates', 'template_collate',
            'ParkCNN', 'standardise_patterns', 'LogSpacing', 'ratio_fingerprint', 'ResidualBlock', 'RatioCNN',
            'symmetry_learner', 'predict_templates', 'symmetry_scores', 'predict_pattern']
@@ -247,18 +245,25 @@ def swap_elements(scattering: torch.Tensor, p: float = 0.5) -> torch.Tensor:
     return out
 
 # %% ../nbs/32_xrd_classifier.ipynb #c0312
+class PositionLimit(RuntimeError):
+    "pyxtal tried more atom positions than `_position_limit` allows."
+
+
 @contextlib.contextmanager
-def _time_limit(seconds: float):
-    "Raise TimeoutError in the block after `seconds` (main thread on Unix; elsewhere no limit)."
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        yield; return
-    def stop(*_): raise TimeoutError(f"took longer than {seconds} s")
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def _position_limit(trials: int):
+    "Raise `PositionLimit` in the block once pyxtal has tried `trials` atom positions: a limit that, unlike a clock, is the same on a busy machine."
+    from pyxtal.crystal import random_crystal
+    from pyxtal.symmetry import Wyckoff_position
+    left, originals = [trials], (random_crystal.check_wp, Wyckoff_position.short_distances)
+    def counted(method):  # each tried position is checked by one of the two: against its own images, against the placed atoms
+        def run(*args, **kwargs):
+            left[0] -= 1
+            if left[0] < 0: raise PositionLimit(f"pyxtal tried {trials} atom positions")
+            return method(*args, **kwargs)
+        return run
+    random_crystal.check_wp, Wyckoff_position.short_distances = map(counted, originals)
     try: yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    finally: random_crystal.check_wp, Wyckoff_position.short_distances = originals
 
 
 def wyckoff_table(max_atoms: int = 40) -> pd.DataFrame:
@@ -285,7 +290,7 @@ def wyckoff_crystal(
     element_sets: Sequence[tuple[str, ...]],  # `real_element_sets()`
     system: str,  # the crystal system to draw from
     temper: float = 0.5,  # rows drawn with probability ∝ count ** temper (1: as often as in the database, 0: evenly)
-    time_limit: float = 5.0,  # seconds pyxtal may search for positions (some crowded cells take minutes); then it counts as failed
+    max_trials: int = 5000,  # atom positions pyxtal may try (some crowded cells take minutes; this many, about 5 s); then it counts as failed
 ):
     "(structure, space group) of one random crystal like the database's; None when pyxtal gives up, 'symmetry' when spglib finds another group."
     from pyxtal import pyxtal
@@ -303,10 +308,10 @@ def wyckoff_crystal(
     counts = [sum(s.multiplicity for s, o in zip(sites, owner) if o == e) for e in elements]
     crystal = pyxtal()
     try:
-        with warnings.catch_warnings(), _time_limit(time_limit):
+        with warnings.catch_warnings(), _position_limit(max_trials):
             warnings.simplefilter("ignore")
             crystal.from_random(3, int(row.spg), elements, counts, sites=labels, random_state=int(rng.integers(2**31)))
-    except Exception:  # pyxtal's own failures, and TimeoutError
+    except Exception:  # pyxtal's own failures, and PositionLimit
         return None
     if not crystal.valid: return None
     structure = crystal.to_pymatgen()
@@ -346,7 +351,7 @@ def _crystal_chunk(settings: tuple) -> dict:
 
 def _chunk_path(settings: tuple) -> Path:
     *rest, kind = settings
-    version = (tuple(rest), ALL_SPACE_GROUPS, XRD_ELEMENTS, "v1") if kind == "uniform" else (settings, "wyckoff-v1")
+    version = (tuple(rest), ALL_SPACE_GROUPS, XRD_ELEMENTS, "v1") if kind == "uniform" else (settings, "wyckoff-v2")
     return cache_root() / "xrd" / "templates" / f"chunk-{hashlib.sha256(repr(version).encode()).hexdigest()[:16]}.npz"
 
 # %% ../nbs/32_xrd_classifier.ipynb #c029b

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -154,10 +155,10 @@ def load(name: str) -> Pretrained:
     return _from_folder(name, ZOO_DIR / name, verify(name))
 
 
-def _machine() -> str:
-    "This machine in a few words, for the card: processor, cores, torch threads, GPU."
+def _machine(threads: int | None = None) -> str:
+    "This machine in a few words, for the card: processor, cores, torch threads (`threads`: those the training used), GPU."
     gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads{gpu}"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {threads or torch.get_num_threads()} torch threads{gpu}"
 
 # %% ../nbs/80_zoo.ipynb #z021b
 def _attempt(name: str, work, failed: list | None):
@@ -390,10 +391,19 @@ def _data(dataset: str, rows: int, **override) -> dict:
     return {**dict(name=dataset, title=info.title, rows=rows, raw_rows=rows, licence=info.licence, citation=info.citation), **override}
 
 
-def _training(name: str, minutes: float, seed: int) -> dict:
+def _training(name: str, minutes: float, seed: int, threads: int | None = None) -> dict:
     "A card's `training` entry: time, machine, seed, the command that rebuilds the model."
-    return dict(minutes=round(minutes, 1), machine=_machine(), seed=seed, command=f"python bench/zoo.py {name}",
+    return dict(minutes=round(minutes, 1), machine=_machine(threads), seed=seed, command=f"python bench/zoo.py {name}",
                 matdl_nb_version=matdl_nb.__version__)
+
+
+@contextmanager
+def _threads(n: int):
+    "Run the block on `n` torch threads, then restore the number there was."
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(before)
 
 # %% ../nbs/80_zoo.ipynb #z034c
 EXAMPLE_PEROVSKITES = (("SrTiO3", 3.905), ("BaZrO3", 4.19), ("KNbO3", 4.02), ("LaAlO3", 3.79))  # ideal cubic cells, a in Angstrom
@@ -521,8 +531,10 @@ def build_perovskite(name: str = "perovskite-energy", seed: int = 0, epochs: int
     start, split = time.time(), perovskite_split(seed)
     ds = {k: GraphDataset(list(split[k].structure), split[k].target.to_numpy(np.float32), progress=False, **GRAPH_OPTIONS)
           for k in ("train", "valid")}
-    learners = train_ensemble(lambda _: graph_learner(CGCNN, ds["train"], ds["valid"], batch_size=spec["batch_size"]),
-                              fit=lambda learn: learn.fit_one_cycle(epochs, spec["lr"]), seeds=range(seed, seed + members), progress=progress)
+    with _threads(1):  # the graph networks' gradients differ in the last bits from run to run on a busy multi-threaded CPU
+        learners = train_ensemble(lambda _: graph_learner(CGCNN, ds["train"], ds["valid"], batch_size=spec["batch_size"]),
+                                  fit=lambda learn: learn.fit_one_cycle(epochs, spec["lr"]), seeds=range(seed, seed + members),
+                                  progress=progress)
     nets, minutes, tmp = [learn.model.cpu().float().eval() for learn in learners], (time.time() - start) / 60, _partial(zoo_dir, name)
     card = dict(name=name, task="heat of formation of a cubic perovskite from its structure", predicts="heat of formation",
                 units="eV per 5-atom cell", minimum=None, input="structures",
@@ -539,7 +551,7 @@ def build_perovskite(name: str = "perovskite-energy", seed: int = 0, epochs: int
                 files=_write_weights(tmp, nets, graph=GRAPH_OPTIONS))
     shipped = _from_folder(name, tmp, card)
     test, sample = _scores(shipped, split["test"]), _scores(shipped, check_sample(split["test"], check_rows))
-    card.update(data=_data("castelli_perovskites", sum(map(len, split.values()))), training=_training(name, minutes, seed),
+    card.update(data=_data("castelli_perovskites", sum(map(len, split.values()))), training=_training(name, minutes, seed, threads=1),
                 test=dict(metric="MAE", value=test["mae"], better="lower", rows=len(split["test"]), within_2sd=test["within_2sd"],
                           float32_value=_scores(Pretrained(name, card, nets, shipped.config), split["test"])["mae"],
                           spearman=test["spearman"], baseline="random forest (Magpie, composition only) MAE",
@@ -588,7 +600,7 @@ def build_xrd(name: str = "xrd-crystal-system", seed: int = 0, epochs: int | Non
     spec, zoo_dir = XRD_RECIPE, Path(zoo_dir or ZOO_DIR)
     epochs, crystals, samples = epochs or spec["epochs"], crystals or spec["crystals"], samples or spec["samples"]
     start = time.time()
-    with tempfile.TemporaryDirectory() as job:
+    with tempfile.TemporaryDirectory() as job, _threads(1):  # one thread: the same weights however busy the machine is
         train_xrd_measured(Path(job), epochs, crystals, seed, progress, samples)
         net, calibration = load_model(job).float().eval(), load_model_config(job)["extra"]["calibration"]
     minutes, tmp = (time.time() - start) / 60, _partial(zoo_dir, name)
@@ -610,7 +622,7 @@ def build_xrd(name: str = "xrd-crystal-system", seed: int = 0, epochs: int | Non
     scores, measured = _xrd_scores(shipped, seed), _xrd_measured_scores(shipped)
     card.update(data=_data("aflow_prototypes", crystals, name="pyxtal random crystals; aflow_prototypes (test)",
                            title=f"{crystals:,} random pyxtal crystals (training), pymatgen's AFLOW prototypes (test)"),
-                training=_training(name, minutes, seed),
+                training=_training(name, minutes, seed, threads=1),
                 test=dict(metric="crystal-system accuracy (type-balanced)", value=scores["value"], better="higher",
                           float32_value=_xrd_scores(Pretrained(name, card, [net], shipped.config), seed)["value"],
                           rows=scores["structures"], types=scores["types"], accuracy=scores["accuracy"], space_group=scores["space_group"],

@@ -199,6 +199,22 @@ def test_crystals_like_the_database_carry_their_spglib_group_and_balance_the_sys
     assert table["count"].sum() > 80_000 * 0.8 and (table.n_atoms <= 40).all()
 
 
+def test_random_crystals_depend_on_the_seed_only_and_the_position_limit_is_a_count():
+    from pyxtal.crystal import random_crystal
+    from pyxtal.symmetry import Wyckoff_position
+    from matdl_nb.xrd_classifier import PositionLimit, _position_limit, real_element_sets, wyckoff_crystal, wyckoff_crystals, wyckoff_table
+    def fingerprints(crystals): return [(g, s.composition.reduced_formula, s.lattice.abc, s.frac_coords.tolist()) for s, g in crystals]
+    first, again = wyckoff_crystals(7, seed=11), wyckoff_crystals(7, seed=11)
+    assert fingerprints(first[0]) == fingerprints(again[0]) and first[1] == again[1]
+    originals = random_crystal.check_wp, Wyckoff_position.short_distances
+    with pytest.raises(PositionLimit, match="tried 0 atom positions"), _position_limit(0):
+        Wyckoff_position.short_distances(None, None, None, None)  # stops before pyxtal's method runs
+    assert (random_crystal.check_wp, Wyckoff_position.short_distances) == originals  # restored after the error
+    table, sets = wyckoff_table(), real_element_sets()
+    tries = [wyckoff_crystal(np.random.default_rng(3), table, sets, "cubic", max_trials=0) for _ in range(2)]
+    assert tries == [None, None]  # no position allowed: pyxtal gives up, the same way every time
+
+
 def test_structure_types_group_isostructural_crystals():
     from matdl_nb.xrd_classifier import structure_type
     kcl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.29), ["K", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
