@@ -246,7 +246,7 @@ def swap_elements(scattering: torch.Tensor, p: float = 0.5) -> torch.Tensor:
 
 # %% ../nbs/32_xrd_classifier.ipynb #c0312
 class PositionLimit(RuntimeError):
-    "pyxtal tried more atom positions than `_position_limit` allows."
+    "pyxtal tried more atom positions than `wyckoff_crystal`'s `max_trials` allow."
 
 
 @contextlib.contextmanager
