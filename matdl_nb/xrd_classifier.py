@@ -290,7 +290,7 @@ def wyckoff_crystal(
     element_sets: Sequence[tuple[str, ...]],  # `real_element_sets()`
     system: str,  # the crystal system to draw from
     temper: float = 0.5,  # rows drawn with probability ∝ count ** temper (1: as often as in the database, 0: evenly)
-    max_trials: int = 5000,  # atom positions pyxtal may try (some crowded cells take minutes; this many, about 5 s); then it counts as failed
+    max_trials: int = 5000,  # atom positions pyxtal may try (some crowded cells take minutes); then it counts as failed
 ):
     "(structure, space group) of one random crystal like the database's; None when pyxtal gives up, 'symmetry' when spglib finds another group."
     from pyxtal import pyxtal

@@ -78,7 +78,7 @@ def show_card(name: str) -> str:
              f"- **split:** {c['split']}",
              f"- **model:** {c['model']}",
              f"- **test ({t['rows']:,} rows):** {t['metric']} {t['value']:.4g} {c['units']}"
-             + (f" (float32 weights before halving: {t['float32_value']:.4g})" if "float32_value" in t else "")
+             + (f" (with float32 weights: {t['float32_value']:.4g})" if "float32_value" in t else "")
              + f"; {t['baseline']} {t['baseline_value']:.4g}"
              + (f"; {t['paper']}" if t.get("paper") else ""),
              f"- **uncertainty:** {c['calibration']}",
@@ -621,7 +621,9 @@ def build_xrd(name: str = "xrd-crystal-system", seed: int = 0, epochs: int | Non
     shipped = _from_folder(name, tmp, card)
     scores, float32 = _xrd_scores(shipped, seed), _xrd_scores(Pretrained(name, card, [net], shipped.config), seed)
     half = scores["value"] == float32["value"]  # float16 only where it leaves every answer's score as it is
-    if not half: card["files"] = _write_weights(tmp, [net], half=False, calibration=calibration); shipped, scores = _from_folder(name, tmp, card), float32
+    if not half:  # ship float32 instead
+        card["files"] = _write_weights(tmp, [net], half=False, calibration=calibration)
+        shipped, scores = _from_folder(name, tmp, card), float32
     card["model"] += ", float16 weights" if half else ", float32 weights (float16 weights changed the test metric)"
     measured = _xrd_measured_scores(shipped)
     card.update(data=_data("aflow_prototypes", crystals, name="pyxtal random crystals; aflow_prototypes (test)",
