@@ -58,6 +58,10 @@ def main(argv=None):
     parser.add_argument("--pixels", type=int, default=20_000, help="labelled pixels per training image for the forest")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sets", nargs="+", default=["Super2", "EBC2"])
+    parser.add_argument("--scale", type=float, default=None, help="image scale for every set (default: SETTINGS)")
+    parser.add_argument("--depth", type=int, default=None, help="U-Net levels for every set (default: SETTINGS)")
+    parser.add_argument("--width", type=int, default=16, help="U-Net channels at the first level")
+    parser.add_argument("--weight-cap", type=float, default=25.0, help="the largest class weight of the cross-entropy")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=str, default=None, help="write <out>.md (the full output) and <out>.json")
     args = parser.parse_args(argv)
@@ -70,11 +74,11 @@ def main(argv=None):
         t0 = time.time()
         sets = nasa_sets(material)
         classes = sets["train"].classes
-        scale, depth = SETTINGS[material]["scale"], SETTINGS[material]["depth"]
+        scale, depth = args.scale or SETTINGS[material]["scale"], args.depth or SETTINGS[material]["depth"]
         seed_everything(args.seed)
         dls = folder_dataloaders(rescaled(sets["train"], scale), rescaled(sets["val"], scale), crops_per_epoch=args.crops,
                                  crop=args.crop, batch_size=8, depth=depth, seed=args.seed)
-        learn = folder_learner(dls, width=16, depth=depth, dropout=0.1)
+        learn = folder_learner(dls, width=args.width, depth=depth, dropout=0.1, weight_cap=args.weight_cap)
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(args.epochs, args.lr)
         history = pd.DataFrame(learn.recorder.values, columns=learn.recorder.metric_names[1:-1])
         best = int(history.mean_iou.idxmax())
@@ -83,7 +87,7 @@ def main(argv=None):
         forest = forest_segmenter(sets["train"], pixels_per_image=args.pixels, n_estimators=args.trees, seed=args.seed)
         otsu = otsu_segmenter(sets["train"])
         forest_minutes = (time.time() - t1) / 60
-        log(f"\n## {material}\n\n{sets['train']}\nU-Net ({depth} levels, images at scale {scale}) trained in "
+        log(f"\n## {material}\n\n{sets['train']}\nU-Net ({depth} levels, width {args.width}, images at scale {scale}) trained in "
             f"{unet_minutes:.1f} min (best validation mean IoU {history.mean_iou.max():.3f} at epoch {best + 1} of "
             f"{args.epochs}, kept); forest in {forest_minutes:.1f} min")
         unsure = lambda im, **kw: float(segment_image(learn.model, im, mc_samples=8, tile=args.crop, scale=scale, **kw)[1].mean())

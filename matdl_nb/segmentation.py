@@ -370,6 +370,7 @@ def folder_dataloaders(
 def folder_learner(
     dls,  # from `folder_dataloaders`
     dice: float = 1.0,
+    weight_cap: float = 25.0,  # the largest cross-entropy weight of a rare class (`class_weights`)
     keep_best: bool = True,  # keep the epoch with the best validation mean IoU (in memory: `train.KeepBestCallback`)
     **unet,  # depth, width, dropout
 ):
@@ -378,7 +379,7 @@ def folder_learner(
     from matdl_nb.core import cache_root
     from matdl_nb.train import KeepBestCallback
     n_classes = len(dls.classes)
-    weights = class_weights(np.concatenate([m.ravel() for m in dls.train_masks]), n_classes)
+    weights = class_weights(np.concatenate([m.ravel() for m in dls.train_masks]), n_classes, cap=weight_cap)
     model = UNet(in_channels=1, n_classes=n_classes, **unet)
     cbs = [KeepBestCallback(monitor="mean_iou", comp=np.greater)] if keep_best else []
     return Learner(dls, model, loss_func=SegmentationLoss(weights, dice=dice), path=cache_root() / "learners",

@@ -69,6 +69,17 @@ def test_a_forest_learns_disks(tmp_path):
     assert iou_table(data.masks[2:], [forest_predict(forest, data.images[2])], data.classes)["iou particle"] > 0.8
 
 
+def test_the_rare_class_weight_is_capped():
+    from matdl_nb.segmentation import folder_dataloaders, folder_learner
+    images, masks = zip(*(particles(k) for k in range(3)))
+    masks = [np.where(np.arange(64)[None, :] < 1, 2, m).astype(np.int64) for m in masks]  # a rare third class: one column
+    data = LabelledImages([((i - i.mean()) / i.std()).astype(np.float32) for i in images], masks, ["a", "b", "c"],
+                          ["background", "particle", "edge"])
+    dls = folder_dataloaders(data, data, crops_per_epoch=2, crop=32, batch_size=2, depth=2, device="cpu")
+    weights = {cap: folder_learner(dls, weight_cap=cap, depth=2, width=4).loss_func.weights for cap in (25.0, 3.0, 1.0)}
+    assert weights[25.0][2] > 3 and float(weights[3.0][2]) == 3.0 and weights[1.0].tolist() == [1.0, 1.0, 1.0]
+
+
 def test_train_and_predict_a_folder_from_the_command_line(tmp_path):
     folder = tmp_path / "mine"
     for k in range(4):
