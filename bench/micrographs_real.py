@@ -66,6 +66,9 @@ def main(argv=None):
     parser.add_argument("--out", type=str, default=None, help="write <out>.md (the full output) and <out>.json")
     args = parser.parse_args(argv)
     if args.quick: args.epochs, args.crops, args.crop, args.trees, args.pixels = 1, 8, 128, 10, 2000
+    # whole images are predicted in tiles of at least 256 pixels (a quick run's small crops would make 4x the tiles) with
+    # 8 Monte-Carlo dropout passes for the uncertainty (2 in a quick run)
+    tile, mc_samples = max(args.crop, 256), 2 if args.quick else 8
     log, start = Log(__file__, argv), time.time()
     log(f"\nU-Net: {args.epochs} epochs of {args.crops} random {args.crop} x {args.crop} crops, one-cycle at {args.lr}; forest: "
         f"{args.trees} trees on {args.pixels:,} labelled pixels per training image; seed {args.seed}")
@@ -90,7 +93,7 @@ def main(argv=None):
         log(f"\n## {material}\n\n{sets['train']}\nU-Net ({depth} levels, width {args.width}, images at scale {scale}) trained in "
             f"{unet_minutes:.1f} min (best validation mean IoU {history.mean_iou.max():.3f} at epoch {best + 1} of "
             f"{args.epochs}, kept); forest in {forest_minutes:.1f} min")
-        unsure = lambda im, **kw: float(segment_image(learn.model, im, mc_samples=8, tile=args.crop, scale=scale, **kw)[1].mean())
+        unsure = lambda im, **kw: float(segment_image(learn.model, im, mc_samples=mc_samples, tile=tile, scale=scale, **kw)[1].mean())
         valid_entropy = [unsure(im) for im in sets["val"].images]
         for split in [s for s in ("test", "different_test") if s in sets]:
             data = sets[split]
@@ -99,7 +102,7 @@ def main(argv=None):
             log(f"{material} {split}: {sum(flagged)} of {len(flagged)} images flagged unlike training (mean entropy "
                 f"{', '.join(f'{e:.3f}' for e in entropies)}; validation images at most {max(valid_entropy):.3f})")
             flags[f"{material} {split}"] = [int(sum(flagged)), len(flagged)]
-            predictions = {"U-Net": [segment_image(learn.model, im, mc_samples=0, tile=args.crop, scale=scale, tta=True)[0]
+            predictions = {"U-Net": [segment_image(learn.model, im, mc_samples=0, tile=tile, scale=scale, tta=True)[0]
                                      for im in data.images],
                            "forest": [forest_predict(forest, im) for im in data.images],
                            "Otsu": [otsu_predict(otsu, im) for im in data.images]}

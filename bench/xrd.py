@@ -73,15 +73,21 @@ def simulator_speed(log, quick):
     return speed, speedup
 
 
+def _test_chunk(n_test: int) -> int:
+    "Crystals per cached chunk of a test set: 140 (the library's default), or all of a smaller set (a quick run makes only what it uses)."
+    return min(140, n_test)
+
+
 def _data(settings):
     "The training crystals (of each kind), the test sets, the same in every process (cached templates, fixed seeds)."
     from matdl_nb.xrd_classifier import random_crystal_templates
     from matdl_nb.xrd_evaluation import real_test_structures, real_test_templates
-    n, kinds = settings["n_random"], ("wyckoff", "uniform")
-    randoms = {kind: random_crystal_templates(n + 200, seed=0, workers=1, progress=False, kind=kind)[0] for kind in kinds}
-    data = {kind: (t[np.arange(n)], t[np.arange(n, n + 200)]) for kind, t in randoms.items()}
-    test, _ = random_crystal_templates(settings["n_test"], seed=1, workers=1, progress=False)
-    simulated, _ = random_crystal_templates(settings["n_test"], seed=2, workers=1, progress=False)  # where the reject threshold is chosen
+    n, v, kinds = settings["n_random"], settings.get("n_valid", 200), ("wyckoff", "uniform")
+    randoms = {kind: random_crystal_templates(n + v, seed=0, workers=1, progress=False, kind=kind)[0] for kind in kinds}
+    data = {kind: (t[np.arange(n)], t[np.arange(n, n + v)]) for kind, t in randoms.items()}
+    test, _ = random_crystal_templates(settings["n_test"], seed=1, workers=1, progress=False, chunk_size=_test_chunk(settings["n_test"]))
+    simulated, _ = random_crystal_templates(settings["n_test"], seed=2, workers=1, progress=False,  # where the reject threshold is chosen
+                                            chunk_size=_test_chunk(settings["n_test"]))
     table = real_test_structures(avogadro=True, jarvis=True, perovskites=settings["perovskites"])
     return data, test, simulated, real_test_templates(table, progress=False)
 
@@ -150,7 +156,7 @@ def _run(job):
     return row
 
 
-def _learning_rates(settings):
+def _learning_rates(settings, iterations: int = 100):
     "fastai's lr_find valley for each network on the training pipeline (recorded; each network trains at its own)."
     import contextlib, io
     import torch
@@ -164,7 +170,7 @@ def _learning_rates(settings):
         seed_everything(0)
         learn = symmetry_learner(train, valid, model=model, samples_per_epoch=4096)
         with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()):
-            found[model] = float(learn.lr_find(num_it=100, show_plot=False).valley)
+            found[model] = float(learn.lr_find(num_it=iterations, show_plot=False).valley)
     return found
 
 
@@ -336,6 +342,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--perovskites", type=int, default=50, help="Castelli perovskites among the real test structures (one type)")
     parser.add_argument("--n-test", type=int, default=700)
+    parser.add_argument("--n-valid", type=int, default=200, help="random validation crystals (each kind), after the training ones")
     parser.add_argument("--phase-samples", type=int, default=8192)
     parser.add_argument("--phase-epochs", type=int, default=14)
     parser.add_argument("--phase-seeds", type=int, default=3, help="phase networks trained (their probabilities averaged)")
@@ -348,12 +355,13 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true", help="keep the steps and runs already in <out>.json (same settings), run the rest")
     args = parser.parse_args(argv)
     if args.quick:
-        args.crystals, args.patterns, args.seeds, args.epochs, args.perovskites, args.n_test = 140, [256, 512], 2, 1, 5, 28
+        # 100 + 40 crystals of each kind fill one cached chunk of 140: the crystals were most of a quick run's time
+        args.crystals, args.n_valid, args.patterns, args.seeds, args.epochs, args.perovskites, args.n_test = 100, 40, [256, 512], 2, 1, 5, 28
         args.phase_samples, args.phase_epochs, args.phase_seeds, args.phase_calibration = 256, 1, 2, 12
     warnings.filterwarnings("ignore")
     os.environ.setdefault("SPGLIB_WARNING", "OFF")
     log, start = Log(__file__, argv), time.time()
-    settings = dict(n_random=args.crystals, n_test=args.n_test, perovskites=args.perovskites, patterns=args.patterns,
+    settings = dict(n_random=args.crystals, n_valid=args.n_valid, n_test=args.n_test, perovskites=args.perovskites, patterns=args.patterns,
                     epochs=args.epochs, seeds=args.seeds)
     previous = _previous(args, settings)
     if previous:
@@ -369,18 +377,18 @@ def main(argv=None):
     real_patterns = real_single_phase_patterns()
     from matdl_nb.xrd_classifier import random_crystal_templates
     t0 = time.time()
-    for kind in ("wyckoff", "uniform"): random_crystal_templates(args.crystals + 200, seed=0, progress=False, kind=kind)  # all cores
-    for seed in (1, 2): random_crystal_templates(args.n_test, seed=seed, progress=False)
+    for kind in ("wyckoff", "uniform"): random_crystal_templates(args.crystals + args.n_valid, seed=0, progress=False, kind=kind)  # all cores
+    for seed in (1, 2): random_crystal_templates(args.n_test, seed=seed, progress=False, chunk_size=_test_chunk(args.n_test))
     data, test, simulated, real = _data(settings)
     films = _films()[::7] if args.quick else _films()  # a smoke test reads every seventh film
     if "learning_rates" not in results:
-        log(f"\n## Crystal system and space group (all 230)\n\n{args.crystals:,} random training crystals of each kind (like the database's; "
+        log(f"\n## Crystal system and space group (all 230)\n\n{args.crystals:,} random training crystals (+{args.n_valid} for validation) of each kind (like the database's; "
             f"uniform) and {2 * args.n_test} random test crystals generated in {(time.time() - t0) / 60:.1f} min; real test structures: "
             f"{len(real)} of {len(set(real.types))} structure types ({', '.join(f'{v} {k}' for k, v in pd.Series(real.source).value_counts().items())}; "
             f"{len(real.skipped)} left out: a template cannot hold them); never trained on")
         log("truth for the real single-phase patterns (best-fitting reference polymorph): "
             + ", ".join(f"{p['name']} {p['truth']}" for p in real_patterns))
-        results["learning_rates"] = _learning_rates(settings)
+        results["learning_rates"] = _learning_rates(settings, 12 if args.quick else 100)  # quick: a smoke test of the step (100 batches were half its time)
         log(f"lr_find valleys on the training pipeline: {results['learning_rates']}; each network trains at its own")
         log.save(args.out, results)
     rates = results["learning_rates"]

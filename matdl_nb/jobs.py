@@ -231,8 +231,9 @@ def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int =
     from matdl_nb.xrd_evaluation import (fit_temperature, real_test_structures, real_test_templates, reject_threshold, score_summary,
                                          structure_scores)
     from matdl_nb.xrd_measured import Diffractometer
-    randoms, _ = random_crystal_templates(crystals + 200, seed=seed, progress=progress)
-    train, valid = randoms[np.arange(crystals)], randoms[np.arange(crystals, crystals + 200)]
+    n_valid = min(200, max(40, crystals // 5))  # 200 validation crystals; fewer for a small try (20 crystals: 40, one cached chunk)
+    randoms, _ = random_crystal_templates(crystals + n_valid, seed=seed, progress=progress, chunk_size=min(140, crystals + n_valid))
+    train, valid = randoms[np.arange(crystals)], randoms[np.arange(crystals, crystals + n_valid)]
     seed_everything(seed)
     grid = (10.0, 80.0, 0.04)
     learn = symmetry_learner(train, valid, model="ratio", grid=grid, samples_per_epoch=samples)
@@ -242,7 +243,8 @@ def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int =
     truth = (valid.system.numpy(), valid.arrays["space_group"].numpy() - 1)
     temperature = tuple(fit_temperature(p, t) for p, t in zip(probabilities, truth))
     instrument = "another instrument"
-    simulated, _ = random_crystal_templates(min(400, max(140, crystals)), seed=seed + 1000, progress=progress)
+    n_sim = min(400, max(40, crystals))  # where the threshold is chosen; a small try makes only the crystals it uses
+    simulated, _ = random_crystal_templates(n_sim, seed=seed + 1000, progress=progress, chunk_size=min(140, n_sim))
     sim = structure_scores(learn.model, simulated, TEST_INSTRUMENTS[instrument], seed + 2, temperature)
     calibration = dict(temperature=temperature, threshold=reject_threshold(sim.confidence, sim.correct, target=0.9))
     save_model(learn.model, out, extra=dict(grid=list(grid), measured=True, calibration=calibration))

@@ -179,6 +179,7 @@ def fit_to_convergence(
     lr_patience: int | None = None,  # epochs without a better validation loss before a cut; default patience // 3
     lr_factor: float = 4.0,  # each cut divides the learning rate by this
     warmup: int = 3,  # epochs of linear warm-up to the starting rate (deep networks without normalisation need it)
+    lr_find_iterations: int = 100,  # batches of the learning-rate range test (fastai's default; smoke tests use fewer)
 ) -> dict:
     "Train until the validation loss stops improving: warm-up, a constant rate cut on plateaus, early stopping, best epoch kept."
     if learn.cbs.filter(lambda cb: isinstance(cb, EarlyStoppingCallback)):
@@ -187,7 +188,7 @@ def fit_to_convergence(
     if max_epochs < 1 or patience < 1: raise ValueError(f"max_epochs and patience must be >= 1, got {max_epochs}, {patience}")
     found = None
     if lr is None:
-        found = learn.lr_find(show_plot=False, suggest_funcs=(SuggestionMethod.Valley, SuggestionMethod.Minimum))
+        found = learn.lr_find(num_it=lr_find_iterations, show_plot=False, suggest_funcs=(SuggestionMethod.Valley, SuggestionMethod.Minimum))
         lr = min(10 * found.valley, 10 * found.minimum)  # fastai's 'minimum' is a tenth of the best rate
     lr = float(lr)
     cuts = _WarmupAndCuts(lr, warmup, monitor="valid_loss", patience=lr_patience or max(1, patience // 3),

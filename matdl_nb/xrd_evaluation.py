@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from .data import CRYSTAL_SYSTEMS, load_dataset
+from .data import CRYSTAL_SYSTEMS, load_dataset, parse_structures
 from .xrd import two_theta_grid
 from .xrd_measured import Diffractometer, PatternError, read_pattern
 from .xrd_classifier import ReflectionTemplates, predict_pattern, predict_templates
@@ -41,10 +41,12 @@ def real_test_structures(
         parts.append(pd.DataFrame(dict(source="JARVIS sample", name=table.structure.map(lambda s: s.composition.reduced_formula),
                                        structure=table.structure)))
     if perovskites:
-        table = load_dataset("castelli_perovskites", split="test")
+        table = load_dataset("castelli_perovskites", split="test", parse=False)  # only the rows taken are parsed
         rows = np.random.default_rng(seed).permutation(len(table))[:perovskites]
-        parts.append(pd.DataFrame(dict(source="Castelli perovskite", name=table.structure.iloc[rows].map(lambda s: s.composition.reduced_formula),
-                                       structure=table.structure.iloc[rows])))
+        structures = pd.Series(parse_structures(table.cif.iloc[rows], "cif", [f"castelli_perovskites[test] row {i} (material_id {m})"
+                                                                              for i, m in zip(rows, table.material_id.iloc[rows])], progress=False))
+        parts.append(pd.DataFrame(dict(source="Castelli perovskite", name=structures.map(lambda s: s.composition.reduced_formula),
+                                       structure=structures)))
     if not parts: raise ValueError("no source of structures chosen")
     return pd.concat(parts, ignore_index=True)
 
