@@ -159,7 +159,7 @@ def main(argv=None):
     m_tr, m_te = magpie_features(train.formula, progress=False), magpie_features(test.formula, progress=False)
     log(f"{about}\ntrain {len(train):,} (+{len(valid):,} for early stopping), test {len(test):,} formulas; "
         f"Magpie features in {time.time() - t0:.0f} s")
-    log(f"recipe: lr_find, 3 warm-up epochs to min(10 x valley, best rate), cut by 4 after 5 epochs without a better "
+    log(f"recipe: lr_find ({args.lr_find_iterations} batches), 3 warm-up epochs to min(10 x valley, best rate), cut by 4 after 5 epochs without a better "
         f"validation loss, stop after "
         f"{args.patience} (at most {args.max_epochs} epochs), batch {args.batch_size}, Adam with fastai's default weight "
         f"decay, {args.precision} on {get_device()}")
@@ -253,6 +253,7 @@ def main(argv=None):
                    seed_runs=seed_runs, valid_curve=valid_curve, chosen_recipe=chosen, seeds=args.seeds,
                    one_cycle_epochs=args.one_cycle_epochs, crossover_rows=crossover, recipe=dict(max_epochs=args.max_epochs, patience=args.patience,
                                                          lr_patience=5, lr_factor=4, warmup=3, batch_size=args.batch_size,
+                                                         lr_find_iterations=args.lr_find_iterations,
                                                          precision=args.precision), quick=args.quick)
     if oqmd:
         results["transfer"] = transfer_learning(args, nets, log)
