@@ -13,7 +13,9 @@ environmental barrier coating: oxide and cracks on a background, index masks):
 3. all three on the test images (Super2 also on `different_test`: other alloys and imaging conditions): IoU of each
    annotated class and their mean (background left out), and the absolute error of each image's predicted area
    fraction of each annotated class, averaged;
-4. whether `unlike_training` (mean MC-dropout entropy above twice the largest validation image's) flags test images.
+4. whether `unlike_training` (mean MC-dropout entropy above twice the largest validation image's) flags test images;
+5. how exact the labels are: each annotated class's IoU when only its outlines in the test masks move by one pixel
+   (`outline_tolerance`), beside the models' IoU.
 
     python bench/micrographs_real.py                 # both sets (2 CPU cores: about 25 minutes)
     python bench/micrographs_real.py --quick         # a smoke test: one epoch, small crops
@@ -34,7 +36,7 @@ from _common import Log
 from matdl_nb.core import seed_everything
 from matdl_nb.segmentation import (area_fractions, folder_dataloaders, folder_learner, forest_predict,
                                    forest_segmenter, iou_table, nasa_sets, otsu_predict, otsu_segmenter,
-                                   rescaled, segment_image, unlike_training)
+                                   outline_tolerance, rescaled, segment_image, unlike_training)
 
 SETTINGS = {"Super2": dict(scale=1.0, depth=3), "EBC2": dict(scale=0.5, depth=4)}  # per set: image scale, U-Net levels
 
@@ -72,7 +74,7 @@ def main(argv=None):
     log, start = Log(__file__, argv), time.time()
     log(f"\nU-Net: {args.epochs} epochs of {args.crops} random {args.crop} x {args.crop} crops, one-cycle at {args.lr}; forest: "
         f"{args.trees} trees on {args.pixels:,} labelled pixels per training image; seed {args.seed}")
-    rows, minutes, flags = [], {}, {}
+    rows, minutes, flags, tolerances = [], {}, {}, {}
     for material in args.sets:
         t0 = time.time()
         sets = nasa_sets(material)
@@ -108,6 +110,10 @@ def main(argv=None):
                            "Otsu": [otsu_predict(otsu, im) for im in data.images]}
             for model, predicted in predictions.items():
                 rows.append(dict(set=f"{material} {split}", model=model, images=len(data), **score(data.masks, predicted, classes)))
+            tolerance = outline_tolerance(data.masks, classes)
+            tolerances[f"{material} {split}"] = tolerance.round(4).to_dict(orient="index")
+            log(f"{material} {split}, the labels against themselves with one class's outlines moved by one pixel (IoU of that "
+                f"class):\n{tolerance.to_markdown(floatfmt='.4f')}")
         minutes[material] = round((time.time() - t0) / 60, 1)
     table = pd.DataFrame(rows)
     log("\n## Test images: IoU of each annotated class (background left out), their mean, and the area-fraction error\n")
@@ -126,7 +132,7 @@ def main(argv=None):
     log("RESULT " + " ".join(f"{k}={v:.4f}" for k, v in result.items()))
     log.save(args.out, dict(table=rows, result=result, minutes=round(elapsed / 60, 1), epochs=args.epochs, crops=args.crops,
                             crop=args.crop, seed=args.seed, quick=args.quick,
-                            flagged_unlike_training=flags, settings=SETTINGS))
+                            flagged_unlike_training=flags, outline_tolerance=tolerances, settings=SETTINGS))
 
 
 if __name__ == "__main__":

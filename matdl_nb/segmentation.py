@@ -26,7 +26,7 @@ __all__ = ['MASK_MARKS', 'MASK_FOLDERS', 'SUPER2_CLASSES', 'EBC2_CLASSES', 'Fold
            'pair_folder', 'mask_classes', 'LabelledImages', 'segmentation_folder', 'nasa_sets', 'training_split',
            'rescaled', 'segment_image', 'pixel_features', 'forest_segmenter', 'forest_predict', 'otsu_segmenter',
            'otsu_predict', 'iou_table', 'RandomCrops', 'folder_dataloaders', 'folder_learner', 'predict_tiled',
-           'area_fractions', 'object_table', 'entropy_map', 'unlike_training']
+           'area_fractions', 'object_table', 'entropy_map', 'unlike_training', 'outline_tolerance']
 
 # %% ../nbs/42_segmentation.ipynb #s011
 class FolderError(ValueError):
@@ -477,3 +477,29 @@ def entropy_map(probabilities: np.ndarray) -> np.ndarray:
 def unlike_training(mean_entropy: float, valid_entropies: Sequence[float], factor: float = 2.0) -> bool:
     "True for an image whose mean entropy is above `factor` times the largest of the validation images'."
     return bool(mean_entropy > factor * max(valid_entropies))
+
+# %% ../nbs/42_segmentation.ipynb #s052d
+def outline_tolerance(
+    masks: Sequence[np.ndarray],  # the reference masks (class indices), e.g. a test set's
+    classes: Sequence[str],
+    pixels: int = 1,  # how far each outline moves
+) -> pd.DataFrame:
+    "IoU of each annotated class when only its outlines move by `pixels` (grown, shrunk, shifted sideways), all else as labelled."
+    from scipy import ndimage
+    if int(pixels) != pixels or pixels < 1: raise ValueError(f"pixels must be a whole number of at least 1, got {pixels!r}")
+    def shifted(r):
+        out = np.zeros_like(r); out[:, pixels:] = r[:, :-pixels]
+        return out
+    moves = {"grown": lambda r: ndimage.binary_dilation(r, iterations=pixels),
+             "shrunk": lambda r: ndimage.binary_erosion(r, iterations=pixels), "shifted": shifted}
+    masks, rows = [np.asarray(m) for m in masks], []
+    for c in range(1, len(classes)):
+        row = {"class": classes[c]}
+        for name, move in moves.items():
+            moved = []
+            for m in masks:
+                p = m.copy(); p[m == c] = 0; p[move(m == c)] = c  # vacated pixels become background
+                moved.append(p)
+            row[f"IoU {name}"] = iou_table(masks, moved, classes)[f"iou {classes[c]}"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("class")

@@ -12,7 +12,7 @@ import pytest
 from conftest import requires_mirror
 from test_cli import matdl
 from matdl_nb.segmentation import (FolderError, LabelledImages, forest_predict, forest_segmenter, iou_table, mask_classes,
-                                   pair_folder, parse_classes, segmentation_folder, training_split)
+                                   outline_tolerance, pair_folder, parse_classes, segmentation_folder, training_split)
 
 
 def particles(seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +126,19 @@ def test_bad_folders_give_one_line(tmp_path):
 
 
 @requires_mirror
-def test_the_nasa_sets_read(run_benchmark):
+def test_the_nasa_sets_read(run_benchmark, tmp_path):
     assert re.fullmatch(r"RESULT super2_unet_iou=[\d.na]+ super2_forest_iou=[\d.na]+ super2_different_unet_iou=[\d.na]+ "
                         r"ebc2_unet_miou=[\d.na]+ ebc2_forest_miou=[\d.na]+ area_fraction_error=[\d.na]+",
                         run_benchmark("micrographs_real"))
+    # beside the models, the labels against themselves with one class's outlines moved by a pixel
+    tolerance = json.loads((tmp_path / "micrographs_real.json").read_text())["outline_tolerance"]
+    assert set(tolerance) == {"Super2 test", "Super2 different_test", "EBC2 test"}
+    red = tolerance["Super2 test"]["red_precipitate"]
+    assert set(red) == {"IoU grown", "IoU shrunk", "IoU shifted"} and all(0.5 < v < 0.9 for v in red.values())
+
+
+def test_outline_tolerance_of_a_square():
+    square = np.zeros((7, 7), int); square[2:5, 2:5] = 1
+    table = outline_tolerance([square], ["background", "particle"])
+    assert np.allclose(table.loc["particle"].to_numpy(), [9 / 21, 1 / 9, 6 / 12])
+    with pytest.raises(ValueError, match="at least 1"): outline_tolerance([square], ["background", "particle"], pixels=0)
