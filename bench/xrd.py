@@ -25,6 +25,11 @@ identification on real measured patterns.
     python bench/xrd.py --out bench/results/xrd      # 2 CPU cores: see the total time at the end of the committed output
     python bench/xrd.py --quick                      # a smoke test
     python bench/xrd.py --out bench/results/xrd --resume   # keep the steps and runs already in <out>.json, run the rest
+    python bench/xrd.py --patterns 32000 64000 128000 --seeds 3 --out bench/results/xrd --resume   # add sizes and seeds
+
+--resume keeps every run made with the same data and recipe and the same headline size; more seeds and more learning-curve
+sizes may be added. The headline network's model folder is kept beside <out> (<out>.model, not committed): without it
+the headline seed-0 run is trained again, since `matdl predict` needs it.
 
 Needs the XRD-AutoAnalyzer, autoXRD, Castelli and JARVIS files (MATDL_MIRROR or the internet) and Debian's
 libavogadro-data. The last line is `RESULT xrd_speedup=<s> cs_acc_types=<a> sg_acc_types=<b> autoxrd_cs_acc=<c>
@@ -302,15 +307,23 @@ def real_single_phase_patterns():
     return real
 
 
+def _extends(earlier: dict, settings: dict) -> bool:
+    """Whether runs made with the `earlier` settings belong to a run with `settings`: the same data and recipe, the same headline
+    size; more seeds or more learning-curve sizes may be added. (Results written before --n-valid existed used 200 validation
+    crystals.)"""
+    same = lambda d: {k: v for k, v in {"n_valid": 200, **d}.items() if k not in ("patterns", "seeds")}
+    return same(earlier) == same(settings) and earlier["patterns"][0] == settings["patterns"][0]
+
+
 def _previous(args, settings):
     "What an interrupted run with the same settings left in <out>.json and <out>.md (None unless --resume)."
     if not (args.resume and args.out): return None
     out = Path(args.out)
     if not out.with_suffix(".json").exists(): return None
     results = json.loads(out.with_suffix(".json").read_text())
-    if results.get("quick") != args.quick or results.get("settings", settings) != settings:
+    if results.get("quick") != args.quick or not _extends(results.get("settings", settings), settings):
         raise SystemExit(f"--resume: {out.with_suffix('.json')} was written with other settings ({results.get('settings')}); "
-                         "run without --resume")
+                         "run without --resume (more seeds or more learning-curve sizes after the same headline size may be added)")
     lines = [l for l in out.with_suffix(".md").read_text().splitlines() if not l.startswith("█")]  # no progress-bar debris
     closing = [i for i, l in enumerate(lines) if l.startswith("## Crystal system: the table")]
     for key in CLOSING_KEYS: results.pop(key, None)
@@ -352,7 +365,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training run")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=str, default=None, help="write <out>.md (the full output) and <out>.json")
-    parser.add_argument("--resume", action="store_true", help="keep the steps and runs already in <out>.json (same settings), run the rest")
+    parser.add_argument("--resume", action="store_true", help="keep the steps and runs already in <out>.json (same settings; more seeds or sizes may be added), run the rest")
     args = parser.parse_args(argv)
     if args.quick:
         # 100 + 40 crystals of each kind fill one cached chunk of 140: the crystals were most of a quick run's time
@@ -365,7 +378,8 @@ def main(argv=None):
                     epochs=args.epochs, seeds=args.seeds)
     previous = _previous(args, settings)
     if previous:
-        log.lines = previous["lines"] + [f"\n(resumed on {time.strftime('%Y-%m-%d %H:%M')}: the steps above come from the earlier run)\n"]
+        log.lines = previous["lines"] + [f"\n(resumed on {time.strftime('%Y-%m-%d %H:%M')} as `{log.lines[0][2:]}`, code at commit "
+                                         f"{log.machine['commit']}: the steps above come from the earlier run)\n"]
         results = previous["results"]
         speedup = results["xrd_speedup"]
     else:
@@ -397,8 +411,11 @@ def main(argv=None):
     runs += [("ratio", n, "full", 0) for n in args.patterns[1:]]
     runs += [("park", headline, "full", 0), ("ratio", headline, "uniform crystals", 0)]
     if not args.quick: runs += [("ratio", headline, "no new lattices", 0), ("ratio", headline, "no ratio branch", 0)]
-    model_dir = Path(tempfile.mkdtemp()) / "xrd-model"  # the headline network as a model folder, for `matdl predict` (not kept)
+    # the headline network as a model folder, for `matdl predict`: beside <out> (so that --resume finds it), else temporary
+    model_dir = Path(f"{args.out}.model") if args.out else Path(tempfile.mkdtemp()) / "xrd-model"
     rows = list(results.get("runs", []))
+    if not (model_dir / "job.json").exists():  # an earlier run's headline model is gone: train it again
+        rows = [r for r in rows if (r["model"], r["patterns"], r["variant"], r["seed"]) != runs[0]]
     done = {(r["model"], r["patterns"], r["variant"], r["seed"]) for r in rows}
     todo = [r for r in runs if r not in done]
     real_inputs = [{k: p[k] for k in ("two_theta", "intensity", "truth")} for p in real_patterns]
@@ -408,8 +425,11 @@ def main(argv=None):
             pool.submit(_train_phase_network, dict(seed=seed, samples=args.phase_samples, epochs=args.phase_epochs,
                                                    calibration=args.phase_calibration))
             for seed in range(args.phase_seeds)]
-        futures = [pool.submit(_run, dict(settings=settings, run=run, real=real_inputs, films=films, threads=args.threads,
-                                          lr=rates[run[0]], save=str(model_dir) if run == runs[0] else None)) for run in todo]
+        # the longest runs start first (the workers finish together); results are read in the order of `runs`
+        futures = {run: pool.submit(_run, dict(settings=settings, run=run, real=real_inputs, films=films, threads=args.threads,
+                                               lr=rates[run[0]], save=str(model_dir) if run == runs[0] else None))
+                   for run in sorted(todo, key=lambda r: -r[1])}
+        futures = [futures[run] for run in todo]
         if "phases" not in results:
             if args.phases_from: results["phases"] = _phases_from(args.phases_from, log)
             else:
@@ -430,6 +450,9 @@ def main(argv=None):
             results["runs"] = rows
             log.save(args.out, results)
     phases = results["phases"]
+    order = {run: i for i, run in enumerate(runs)}
+    rows = sorted(rows, key=lambda r: order.get((r["model"], r["patterns"], r["variant"], r["seed"]), len(runs)))
+    results["runs"] = rows
     table = pd.DataFrame(rows)
     log(f"\n## Crystal system: the table\n\n{args.epochs} epochs of one-cycle at each network's lr_find valley, batch 32; tested on patterns "
         f"recorded by {TEST_INSTRUMENT!r}: {args.n_test} new random crystals, the {len(real)} real structures (types: each structure type "

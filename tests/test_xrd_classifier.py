@@ -189,6 +189,19 @@ def test_benchmark_takes_phases_from_an_earlier_run(tmp_path):
     assert logged[0].startswith("\n(phase identification: the results of") and logged[1:] == lines[2:6]
 
 
+def test_benchmark_resume_adds_seeds_and_sizes_but_not_other_settings():
+    "`--resume` keeps runs made with the same data and recipe and headline size; more seeds or learning-curve sizes may be added."
+    import sys
+    from conftest import ROOT
+    sys.path.insert(0, str(ROOT / "bench"))
+    import xrd as bench
+    earlier = dict(n_random=1500, n_test=280, perovskites=50, patterns=[32000], epochs=8, seeds=2)  # written before --n-valid
+    now = dict(n_random=1500, n_valid=200, n_test=280, perovskites=50, patterns=[32000, 64000, 128000], epochs=8, seeds=3)
+    assert bench._extends(earlier, now) and bench._extends(now, now)
+    assert not bench._extends(earlier, {**now, "patterns": [64000, 128000]})  # another headline size
+    assert not bench._extends(earlier, {**now, "epochs": 4}) and not bench._extends(earlier, {**now, "n_valid": 40})
+
+
 def test_crystals_like_the_database_carry_their_spglib_group_and_balance_the_systems():
     from matdl_nb.xrd_classifier import wyckoff_crystals, wyckoff_table
     crystals, stats = wyckoff_crystals(14, seed=4)
