@@ -24,9 +24,10 @@ from .core import atomic_write, seed_everything
 from .data import load_dataset, random_split, read_structure, structure_format
 
 # %% auto #0
-__all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'JobError', 'read_table', 'composition_table', 'structure_files', 'structure_table',
-           'train_composition', 'train_structures', 'train_xrd', 'train_xrd_measured', 'train_unet', 'train_job',
-           'pattern_on_grid', 'input_errors', 'usable_formulas', 'measured_row', 'predict_job']
+__all__ = ['MODEL_KINDS', 'GRAPH_OPTIONS', 'XRD_MEASURED_RECIPE', 'JobError', 'read_table', 'composition_table',
+           'structure_files', 'structure_table', 'train_composition', 'train_structures', 'train_xrd',
+           'train_xrd_measured', 'train_unet', 'train_job', 'pattern_on_grid', 'input_errors', 'usable_formulas',
+           'measured_row', 'predict_job']
 
 # %% ../nbs/94_jobs.ipynb #c012
 MODEL_KINDS = {  # kind: (what it learns from, default epochs)
@@ -196,10 +197,15 @@ def train_structures(kind: str, data, target: str, out: Path, epochs: int, optio
     return _finish(out, job, _regression_outputs(out, kind, target, test[target].to_numpy(), predicted, float(train[target].mean())))
 
 # %% ../nbs/94_jobs.ipynb #c030
-def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True, measured: bool = False,
-              samples: int = 8000) -> dict:
+def train_xrd(out: Path, epochs: int, crystals: int | None = None, seed: int = 0, progress: bool = True, measured: bool = False,
+              samples: int | None = None) -> dict:
     "The two-headed XRD classifier on simulated patterns of random crystals, scored on new ones and on the AFLOW prototypes; `measured`: for measured patterns (`xrd_measured`)."
-    if measured: return train_xrd_measured(out, epochs, crystals, seed, progress, samples)
+    if measured:
+        recipe = XRD_MEASURED_RECIPE
+        return train_xrd_measured(out, epochs, recipe["crystals"] if crystals is None else crystals, seed, progress,
+                                  recipe["samples"] if samples is None else samples)
+    if samples is not None: raise JobError("samples (new patterns per epoch) is for measured=True; these peaks are fixed per crystal")
+    crystals = 3000 if crystals is None else crystals
     from matdl_nb.data import CRYSTAL_SYSTEMS
     from matdl_nb.train import plot_confusion_matrix, save_model
     from matdl_nb.xrd import PeakDataset, peaks_of, predict_peaks, random_crystal_peaks, xrd_learner
@@ -221,8 +227,14 @@ def train_xrd(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progr
     return _finish(out, dict(kind="xrd", data=f"{crystals} random pyxtal crystals (seed {seed})", epochs=epochs, seed=seed), metrics)
 
 # %% ../nbs/94_jobs.ipynb #c131
-def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int = 0, progress: bool = True,
-                       samples: int = 8000) -> dict:
+XRD_MEASURED_RECIPE = dict(crystals=1500, epochs=8, samples=16000, lr=3e-3)
+# bench/xrd.py's recipe (1,500 crystals, 8 one-cycle epochs at RatioCNN's lr_find valley, 0.003) at 128,000 patterns, a size on
+# its learning curve: about 20 minutes on 2 cores. `matdl train xrd --measured` trains it as it stands
+
+
+def train_xrd_measured(out: Path, epochs: int = XRD_MEASURED_RECIPE["epochs"], crystals: int = XRD_MEASURED_RECIPE["crystals"],
+                       seed: int = 0, progress: bool = True, samples: int = XRD_MEASURED_RECIPE["samples"],
+                       lr: float = XRD_MEASURED_RECIPE["lr"]) -> dict:
     "RatioCNN for measured patterns (`xrd_classifier`): random crystals like the database's, patterns from the simulated diffractometer on 10-80 degrees, calibrated, tested on the AFLOW prototypes (structure types it never saw)."
     from matdl_nb.data import CRYSTAL_SYSTEMS
     from matdl_nb.train import plot_confusion_matrix, save_model
@@ -237,7 +249,7 @@ def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int =
     seed_everything(seed)
     grid = (10.0, 80.0, 0.04)
     learn = symmetry_learner(train, valid, model="ratio", grid=grid, samples_per_epoch=samples)
-    with _fitting(learn, progress): learn.fit_one_cycle(epochs, 1e-3)
+    with _fitting(learn, progress): learn.fit_one_cycle(epochs, lr)
     # calibration: the temperature on the validation crystals (training instrument), the threshold on other crystals from another one
     probabilities = predict_templates(learn.model, valid, Diffractometer(two_theta_grid(*grid)), seed + 1)
     truth = (valid.system.numpy(), valid.arrays["space_group"].numpy() - 1)
@@ -260,7 +272,7 @@ def train_xrd_measured(out: Path, epochs: int, crystals: int = 3000, seed: int =
                    temperature=round(temperature[0], 3), threshold=round(calibration["threshold"], 3),
                    figure=_save_figure(fig, out / "confusion.png"))
     return _finish(out, dict(kind="xrd", measured=True, data=f"{crystals} random crystals like the database's (230 space groups, seed {seed})",
-                             epochs=epochs, samples=samples, seed=seed), metrics)
+                             epochs=epochs, samples=samples, lr=lr, seed=seed), metrics)
 
 
 # %% ../nbs/94_jobs.ipynb #c032
@@ -358,6 +370,7 @@ def train_job(
     if learns in ("formulas", "structures") and (data is None or target is None):
         raise JobError(f"{kind} learns from {learns}: give the data (a dataset name, a CSV{' or a folder' if learns == 'structures' else ''}) "
                        "and the target column")
+    if kind == "xrd" and settings.get("measured") and epochs is None: epochs = XRD_MEASURED_RECIPE["epochs"]
     epochs = default_epochs if epochs is None else epochs
     if epochs < 0: raise JobError(f"epochs cannot be negative, got {epochs}")
     out, (rank, size) = Path(out), world()

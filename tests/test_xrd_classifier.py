@@ -202,6 +202,27 @@ def test_benchmark_resume_adds_seeds_and_sizes_but_not_other_settings():
     assert not bench._extends(earlier, {**now, "epochs": 4}) and not bench._extends(earlier, {**now, "n_valid": 40})
 
 
+def test_matdl_train_xrd_measured_defaults_are_the_benchmarks_recipe(tmp_path, monkeypatch):
+    "`matdl train xrd --measured` without settings trains the committed benchmark's recipe at a size on its learning curve."
+    import json
+    from conftest import ROOT
+    from matdl_nb import jobs
+    bench = json.loads((ROOT / "bench/results/xrd.json").read_text())
+    recipe, settings = jobs.XRD_MEASURED_RECIPE, bench["settings"]
+    assert (recipe["crystals"], recipe["epochs"]) == (settings["n_random"], settings["epochs"])
+    assert recipe["epochs"] * recipe["samples"] in settings["patterns"], "a size the benchmark measured"
+    assert recipe["lr"] == float(f"{bench['learning_rates']['ratio']:.0e}"), "RatioCNN's lr_find valley, one figure"
+    called = {}
+    monkeypatch.setattr(jobs, "train_xrd_measured", lambda out, epochs, crystals, seed, progress, samples: called.update(
+        epochs=epochs, crystals=crystals, samples=samples) or {})
+    jobs.train_job("xrd", tmp_path / "m", measured=True, progress=False)
+    assert called == {k: recipe[k] for k in ("epochs", "crystals", "samples")}
+    jobs.train_job("xrd", tmp_path / "n", measured=True, progress=False, epochs=2, samples=64)
+    assert (called["epochs"], called["samples"], called["crystals"]) == (2, 64, recipe["crystals"])
+    with pytest.raises(jobs.JobError, match="samples .* is for measured=True"):
+        jobs.train_job("xrd", tmp_path / "o", progress=False, samples=64)
+
+
 def test_crystals_like_the_database_carry_their_spglib_group_and_balance_the_systems():
     from matdl_nb.xrd_classifier import wyckoff_crystals, wyckoff_table
     crystals, stats = wyckoff_crystals(14, seed=4)
